@@ -1,0 +1,256 @@
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aula-chat/aula/config"
+	"github.com/aula-chat/aula/internal/mxerr"
+	"github.com/aula-chat/aula/storage"
+)
+
+// Device is the authenticated requester: a user and one of their devices.
+type Device struct {
+	UserID      string
+	DeviceID    string
+	accessHash  []byte
+	refreshHash []byte
+}
+
+// Service implements authentication and the account lifecycle.
+type Service struct {
+	db     *storage.DB
+	cfg    *config.Config
+	log    *slog.Logger
+	uia    *uiaSessions
+	failed *limiter // failed password attempts per user
+
+	// dummyHash is checked when a login names an unknown user, so that both
+	// cases take the same time.
+	dummyHash string
+
+	seenMu sync.Mutex
+	seen   map[string]int64 // user\x00device -> last recorded last_seen_ts
+	nonces *nonceStore      // shared-secret registration nonces
+}
+
+// New returns the auth service.
+func New(db *storage.DB, cfg *config.Config, log *slog.Logger) (*Service, error) {
+	dummy, err := HashPassword(newToken(""), cfg.PasswordLogin.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return &Service{
+		db:        db,
+		cfg:       cfg,
+		log:       log,
+		uia:       newUIASessions(),
+		failed:    newLimiter(5, time.Minute/5), // 5 tries, then one every 12 s
+		dummyHash: dummy,
+		seen:      make(map[string]int64),
+		nonces:    newNonceStore(),
+	}, nil
+}
+
+// UserID returns the full user ID for a localpart on this server.
+func (s *Service) UserID(localpart string) string {
+	return "@" + localpart + ":" + s.cfg.ServerName
+}
+
+// qualify turns a login name (localpart or full user ID) into a user ID.
+// Localparts are case-folded because new user IDs are lower case.
+func (s *Service) qualify(name string) string {
+	if strings.HasPrefix(name, "@") {
+		local, server, ok := strings.Cut(name[1:], ":")
+		if !ok {
+			return name
+		}
+		return "@" + strings.ToLower(local) + ":" + server
+	}
+	return s.UserID(strings.ToLower(name))
+}
+
+// deviceTouchInterval limits how often a device's last_seen_ts is written.
+const deviceTouchInterval = 5 * time.Minute
+
+// Authenticate resolves an access token to its device. ip is recorded as the
+// device's last address only when not empty.
+func (s *Service) Authenticate(ctx context.Context, token, ip string) (*Device, error) {
+	if token == "" {
+		return nil, mxerr.MissingToken()
+	}
+	hash := hashToken(token)
+	owner, err := s.db.TokenOwner(ctx, hash)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, mxerr.UnknownToken(false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UnixMilli()
+	if owner.ExpiresTS != 0 && owner.ExpiresTS <= now {
+		// The client holds a refresh token: it can refresh without logging in.
+		return nil, mxerr.UnknownToken(true)
+	}
+	if owner.RefreshPending {
+		if err := s.db.ConfirmRefresh(ctx, owner.RefreshHash); err != nil {
+			return nil, err
+		}
+	}
+	s.touch(ctx, owner.UserID, owner.DeviceID, now, ip)
+	return &Device{UserID: owner.UserID, DeviceID: owner.DeviceID, accessHash: hash, refreshHash: owner.RefreshHash}, nil
+}
+
+// touch records device activity, at most once per deviceTouchInterval.
+func (s *Service) touch(ctx context.Context, userID, deviceID string, now int64, ip string) {
+	key := userID + "\x00" + deviceID
+	s.seenMu.Lock()
+	last := s.seen[key]
+	fresh := now-last < deviceTouchInterval.Milliseconds()
+	if !fresh {
+		if len(s.seen) > 100000 {
+			clear(s.seen)
+		}
+		s.seen[key] = now
+	}
+	s.seenMu.Unlock()
+	if fresh {
+		return
+	}
+	if err := s.db.TouchDevice(ctx, userID, deviceID, now, ip); err != nil {
+		s.log.Warn("recording device activity failed", "user_id", userID, "device_id", deviceID, "err", err)
+	}
+}
+
+// Tokens is the result of a login, registration or refresh.
+type Tokens struct {
+	UserID       string
+	DeviceID     string
+	AccessToken  string
+	RefreshToken string        // empty unless asked for
+	ExpiresIn    time.Duration // 0: the access token does not expire
+}
+
+// IssueTokens creates (or takes over) a device for userID and returns new
+// tokens for it. An empty deviceID gets a fresh one. Any tokens the device
+// had are revoked.
+func (s *Service) IssueTokens(ctx context.Context, userID, deviceID, displayName string, refresh bool) (*Tokens, error) {
+	if deviceID == "" {
+		deviceID = newDeviceID()
+	}
+	t, nt := s.newTokens(userID, deviceID, refresh)
+	if err := s.db.LoginDevice(ctx, userID, deviceID, displayName, nt); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (s *Service) newTokens(userID, deviceID string, refresh bool) (*Tokens, storage.NewTokens) {
+	t := &Tokens{UserID: userID, DeviceID: deviceID, AccessToken: newToken(accessTokenPrefix)}
+	nt := storage.NewTokens{AccessHash: hashToken(t.AccessToken)}
+	if refresh {
+		now := time.Now()
+		t.RefreshToken = newToken(refreshTokenPrefix)
+		nt.RefreshHash = hashToken(t.RefreshToken)
+		if life := s.cfg.Login.RefreshTokenLifetime.D(); life > 0 {
+			nt.RefreshExpiresTS = now.Add(life).UnixMilli()
+		}
+		if life := s.cfg.Login.AccessTokenLifetime.D(); life > 0 {
+			t.ExpiresIn = life
+			nt.AccessExpiresTS = now.Add(life).UnixMilli()
+		}
+	}
+	return t, nt
+}
+
+// Refresh exchanges a refresh token for new tokens.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, error) {
+	if refreshToken == "" {
+		return nil, mxerr.MissingParam("refresh_token is required")
+	}
+	t, nt := s.newTokens("", "", true)
+	userID, deviceID, err := s.db.Refresh(ctx, hashToken(refreshToken), nt, time.Now().UnixMilli())
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExpired) {
+		return nil, mxerr.UnknownToken(false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.UserID, t.DeviceID = userID, deviceID
+	return t, nil
+}
+
+// LoginRequest is a password login.
+type LoginRequest struct {
+	User        string // localpart or full user ID
+	Password    string
+	DeviceID    string
+	DisplayName string
+	Refresh     bool
+}
+
+// LoginPassword checks a password login and issues tokens.
+func (s *Service) LoginPassword(ctx context.Context, r LoginRequest) (*Tokens, error) {
+	if !s.cfg.PasswordLogin.Enabled {
+		return nil, mxerr.New(http.StatusBadRequest, "M_UNKNOWN", "Password login is disabled on this server")
+	}
+	if r.User == "" {
+		return nil, mxerr.New(http.StatusBadRequest, "M_INVALID_PARAM", "identifier.user is required")
+	}
+	userID := s.qualify(r.User)
+	if err := s.verifyPassword(ctx, userID, r.Password); err != nil {
+		return nil, err
+	}
+	return s.IssueTokens(ctx, userID, r.DeviceID, r.DisplayName, r.Refresh)
+}
+
+// verifyPassword checks the user's password, limiting failed attempts per
+// user. Unknown users and wrong passwords give the same error and take the
+// same time.
+func (s *Service) verifyPassword(ctx context.Context, userID, password string) error {
+	if retry := s.failed.wait(userID); retry > 0 {
+		return mxerr.LimitExceeded(retry.Milliseconds())
+	}
+	if len(password) > maxPasswordBytes {
+		return mxerr.Forbidden("Invalid username or password")
+	}
+	u, err := s.db.User(ctx, userID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	hash := u.PasswordHash
+	if hash == "" {
+		hash = s.dummyHash
+	}
+	ok := CheckPassword(hash, password) && u.PasswordHash != ""
+	if !ok {
+		s.failed.take(userID)
+		return mxerr.Forbidden("Invalid username or password")
+	}
+	if u.Deactivated {
+		return mxerr.New(http.StatusForbidden, "M_USER_DEACTIVATED", "This account has been deactivated")
+	}
+	return nil
+}
+
+// Logout revokes the device's token and deletes the device.
+func (s *Service) Logout(ctx context.Context, d *Device) error {
+	return s.db.DeleteDevices(ctx, d.UserID, []string{d.DeviceID})
+}
+
+// LogoutAll deletes every device of the user, revoking every token.
+func (s *Service) LogoutAll(ctx context.Context, userID string) error {
+	return s.db.DeleteAllDevices(ctx, userID, "")
+}
+
+// SameToken reports in constant time whether two secrets are equal.
+func SameToken(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}

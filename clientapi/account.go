@@ -1,0 +1,44 @@
+package clientapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/aula-chat/aula/auth"
+)
+
+// changePassword answers POST /account/password.
+func (a *API) changePassword(r *http.Request, d *auth.Device) (any, error) {
+	var req struct {
+		NewPassword   string          `json:"new_password"`
+		LogoutDevices *bool           `json:"logout_devices"`
+		Auth          json.RawMessage `json:"auth"`
+	}
+	if err := decodeJSON(r, &req, false); err != nil {
+		return nil, err
+	}
+	logout := req.LogoutDevices == nil || *req.LogoutDevices
+	return nil, a.auth.ChangePassword(r.Context(), d, req.NewPassword, logout, req.Auth)
+}
+
+// deactivate answers POST /account/deactivate.
+func (a *API) deactivate(r *http.Request, d *auth.Device) (any, error) {
+	var req struct {
+		Auth json.RawMessage `json:"auth"`
+	}
+	if err := decodeJSON(r, &req, true); err != nil {
+		return nil, err
+	}
+	if err := a.auth.Deactivate(r.Context(), d, req.Auth); err != nil {
+		return nil, err
+	}
+	// No identity server is ever contacted, so there is nothing to unbind.
+	return map[string]string{"id_server_unbind_result": "no-support"}, nil
+}
+
+// getThreePIDs answers GET /account/3pid: accounts have no third-party
+// identifiers (e-mail, phone) here, since people sign in with their
+// university account.
+func (a *API) getThreePIDs(r *http.Request, d *auth.Device) (any, error) {
+	return map[string]any{"threepids": []any{}}, nil
+}

@@ -1,0 +1,139 @@
+package clientapi
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/aula-chat/aula/account"
+	"github.com/aula-chat/aula/auth"
+	"github.com/aula-chat/aula/config"
+	"github.com/aula-chat/aula/internal/mxerr"
+	"github.com/aula-chat/aula/push"
+	"github.com/aula-chat/aula/syncapi"
+)
+
+// API serves the client-server API. Build it with New.
+type API struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	auth    *auth.Service
+	account *account.Service
+	push    *push.Service
+	sync    *syncapi.Service
+	router  *mux.Router
+}
+
+// Services are the services the HTTP layer calls.
+type Services struct {
+	Auth    *auth.Service
+	Account *account.Service
+	Push    *push.Service
+	Sync    *syncapi.Service
+}
+
+// New builds the HTTP handler for the whole server.
+func New(cfg *config.Config, log *slog.Logger, s Services) *API {
+	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync}
+	a.router = a.routes()
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.router.ServeHTTP(w, r)
+}
+
+// routes is the one route table of the server, read top to bottom.
+func (a *API) routes() *mux.Router {
+	root := mux.NewRouter().SkipClean(true).UseEncodedPath()
+	root.NotFoundHandler = a.withAccessLog(withCORS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, mxerr.Unrecognized(http.StatusNotFound, "Unrecognized request").Body())
+	})))
+	root.MethodNotAllowedHandler = a.withAccessLog(withCORS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, mxerr.Unrecognized(http.StatusMethodNotAllowed, "Unrecognized request method").Body())
+	})))
+	root.Use(a.withAccessLog, withCORS, a.withRecover, a.withBodyLimit)
+
+	root.Handle("/.well-known/matrix/client", a.public(a.getWellKnown)).Methods("GET")
+
+	// No subrouters: gorilla/mux answers a wrong method on a subrouter's
+	// path with 404 instead of 405.
+	root.Handle("/_matrix/client/versions", a.public(a.getVersions)).Methods("GET")
+
+	// Most endpoints exist under v3 and, for older clients, r0.
+	v3 := prefixed{root, "/_matrix/client/{version:(?:v3|r0)}"}
+	v1 := prefixed{root, "/_matrix/client/v1"}
+
+	// Login and logout (login.go).
+	v3.Handle("/login", a.public(a.getLoginFlows)).Methods("GET")
+	v3.Handle("/login", a.public(a.login)).Methods("POST")
+	v3.Handle("/refresh", a.public(a.refresh)).Methods("POST")
+	v1.Handle("/refresh", a.public(a.refresh)).Methods("POST")
+	v3.Handle("/logout", a.authed(a.logout)).Methods("POST")
+	v3.Handle("/logout/all", a.authed(a.logoutAll)).Methods("POST")
+	v3.Handle("/account/whoami", a.authed(a.whoami)).Methods("GET")
+
+	// Registration (register.go).
+	v3.Handle("/register", a.public(a.register)).Methods("POST")
+	v3.Handle("/register/available", a.public(a.registerAvailable)).Methods("GET")
+	v1.Handle("/register/m.login.registration_token/validity", a.public(a.registrationTokenValidity)).Methods("GET")
+	root.Handle("/_synapse/admin/v1/register", a.public(a.sharedSecretNonce)).Methods("GET")
+	root.Handle("/_synapse/admin/v1/register", a.public(a.sharedSecretRegister)).Methods("POST")
+
+	// Server capabilities (versions.go).
+	v3.Handle("/capabilities", a.authed(a.getCapabilities)).Methods("GET")
+	v3.Handle("/thirdparty/protocols", a.authed(a.getThirdPartyProtocols)).Methods("GET")
+
+	// Devices (devices.go).
+	v3.Handle("/devices", a.authed(a.getDevices)).Methods("GET")
+	v3.Handle("/devices/{deviceId}", a.authed(a.getDevice)).Methods("GET")
+	v3.Handle("/devices/{deviceId}", a.authed(a.updateDevice)).Methods("PUT")
+	v3.Handle("/devices/{deviceId}", a.authed(a.deleteDevice)).Methods("DELETE")
+	v3.Handle("/delete_devices", a.authed(a.deleteDevices)).Methods("POST")
+
+	// Account (account.go).
+	v3.Handle("/account/password", a.authed(a.changePassword)).Methods("POST")
+	v3.Handle("/account/deactivate", a.authed(a.deactivate)).Methods("POST")
+	v3.Handle("/account/3pid", a.authed(a.getThreePIDs)).Methods("GET")
+
+	// Profile (profile.go).
+	v3.Handle("/profile/{userId}", a.authed(a.getProfile)).Methods("GET")
+	v3.Handle("/profile/{userId}/displayname", a.authed(a.getDisplayName)).Methods("GET")
+	v3.Handle("/profile/{userId}/displayname", a.authed(a.setDisplayName)).Methods("PUT")
+	v3.Handle("/profile/{userId}/avatar_url", a.authed(a.getAvatarURL)).Methods("GET")
+	v3.Handle("/profile/{userId}/avatar_url", a.authed(a.setAvatarURL)).Methods("PUT")
+
+	// Account data and filters (accountdata.go).
+	v3.Handle("/user/{userId}/account_data/{type}", a.authed(a.getAccountData)).Methods("GET")
+	v3.Handle("/user/{userId}/account_data/{type}", a.authed(a.setAccountData)).Methods("PUT")
+	v3.Handle("/user/{userId}/rooms/{roomId}/account_data/{type}", a.authed(a.getAccountData)).Methods("GET")
+	v3.Handle("/user/{userId}/rooms/{roomId}/account_data/{type}", a.authed(a.setAccountData)).Methods("PUT")
+	v3.Handle("/user/{userId}/filter", a.authed(a.createFilter)).Methods("POST")
+	v3.Handle("/user/{userId}/filter/{filterId}", a.authed(a.getFilter)).Methods("GET")
+
+	// Push rules (pushrules.go).
+	v3.Handle("/pushrules/", a.authed(a.getPushRules)).Methods("GET")
+	v3.Handle("/pushrules/global/", a.authed(a.getGlobalPushRules)).Methods("GET")
+	v3.Handle("/pushrules/global/{kind}/", a.authed(a.getPushRulesOfKind)).Methods("GET")
+	v3.Handle("/pushrules/global/{kind}/{ruleId}", a.authed(a.getPushRule)).Methods("GET")
+	v3.Handle("/pushrules/global/{kind}/{ruleId}", a.authed(a.putPushRule)).Methods("PUT")
+	v3.Handle("/pushrules/global/{kind}/{ruleId}", a.authed(a.deletePushRule)).Methods("DELETE")
+	v3.Handle("/pushrules/global/{kind}/{ruleId}/enabled", a.authed(a.getPushRuleEnabled)).Methods("GET")
+	v3.Handle("/pushrules/global/{kind}/{ruleId}/enabled", a.authed(a.setPushRuleEnabled)).Methods("PUT")
+	v3.Handle("/pushrules/global/{kind}/{ruleId}/actions", a.authed(a.getPushRuleActions)).Methods("GET")
+	v3.Handle("/pushrules/global/{kind}/{ruleId}/actions", a.authed(a.setPushRuleActions)).Methods("PUT")
+
+	return root
+}
+
+// prefixed registers routes under a path prefix on the root router.
+type prefixed struct {
+	r      *mux.Router
+	prefix string
+}
+
+func (p prefixed) Handle(path string, h http.Handler) *mux.Route {
+	return p.r.Handle(p.prefix+path, h)
+}

@@ -1,0 +1,163 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "github.com/lib/pq"  // PostgreSQL driver
+	_ "modernc.org/sqlite" // SQLite driver (pure Go)
+)
+
+// ErrNotFound is returned when a requested row does not exist.
+var ErrNotFound = errors.New("storage: not found")
+
+// ErrConflict is returned when a row that must be unique already exists.
+var ErrConflict = errors.New("storage: conflict")
+
+// DB is the database behind the server. SQLite gets one write connection
+// (SQLite allows one writer at a time; queuing in Go beats spinning on
+// SQLITE_BUSY) and a separate pool for reads; PostgreSQL uses one pool for both.
+type DB struct {
+	engine engine
+	write  *sql.DB
+	read   *sql.DB
+}
+
+// Open connects to the database named by dsn: "sqlite:PATH" or a
+// "postgres://" / "postgresql://" URL (libpq key=value strings starting with
+// "postgres:" are accepted too). It does not migrate; call Migrate.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return openPostgres(ctx, dsn)
+	case strings.HasPrefix(dsn, "postgres:"):
+		return openPostgres(ctx, strings.TrimPrefix(dsn, "postgres:"))
+	}
+	return nil, fmt.Errorf("storage: database %q: must start with sqlite: or postgres://", dsn)
+}
+
+// sqlitePragmas are applied to every SQLite connection. busy_timeout comes
+// first so that switching to WAL waits for other connections instead of
+// failing; WAL lets readers run beside the writer; synchronous=NORMAL is
+// durable in WAL mode except on power loss of the last transactions;
+// foreign_keys enforces the REFERENCES clauses.
+var sqlitePragmas = []string{
+	"busy_timeout(10000)",
+	"journal_mode(WAL)",
+	"synchronous(NORMAL)",
+	"foreign_keys(on)",
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("storage: sqlite: empty path")
+	}
+	q := url.Values{}
+	for _, p := range sqlitePragmas {
+		q.Add("_pragma", p)
+	}
+	q.Set("_time_format", "sqlite")
+	writeQ := url.Values{}
+	for k, v := range q {
+		writeQ[k] = v
+	}
+	writeQ.Set("_txlock", "immediate")
+	write, err := sql.Open("sqlite", "file:"+path+"?"+writeQ.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("storage: open sqlite %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxIdleTime(0)
+	if err := write.PingContext(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("storage: open sqlite %s: %w", path, err)
+	}
+	q.Add("_pragma", "query_only(on)")
+	read, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("storage: open sqlite %s: %w", path, err)
+	}
+	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8)
+	return &DB{engine: engineSQLite, write: write, read: read}, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: connect postgres: %w", err)
+	}
+	return &DB{engine: enginePostgres, write: db, read: db}, nil
+}
+
+// Engine returns "sqlite" or "postgres".
+func (db *DB) Engine() string { return db.engine.String() }
+
+// Close closes all connections.
+func (db *DB) Close() error {
+	err := db.write.Close()
+	if db.read != db.write {
+		err = errors.Join(err, db.read.Close())
+	}
+	return err
+}
+
+// Tx is a write transaction handed to the function given to DB.write.
+type Tx = sql.Tx
+
+// inTx runs fn in one write transaction, committing if fn returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storage: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("storage: commit: %w", err)
+	}
+	return nil
+}
+
+// nextStreamPos allocates the next position of the global stream inside tx.
+// The row lock on the single counter row serialises writers that need a
+// position until they commit, so a position can never become visible after
+// a higher one.
+func nextStreamPos(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var pos int64
+	err := tx.QueryRowContext(ctx, `UPDATE stream_position SET pos = pos + 1 WHERE id = 1 RETURNING pos`).Scan(&pos)
+	if err != nil {
+		return 0, fmt.Errorf("storage: next stream position: %w", err)
+	}
+	return pos, nil
+}
+
+// StreamPosition returns the highest committed position of the global stream.
+func (db *DB) StreamPosition(ctx context.Context) (int64, error) {
+	var pos int64
+	if err := db.read.QueryRowContext(ctx, `SELECT pos FROM stream_position WHERE id = 1`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("storage: stream position: %w", err)
+	}
+	return pos, nil
+}
+
+// nowMS is the current time in milliseconds since the epoch, the unit of
+// every timestamp column.
+func nowMS() int64 { return time.Now().UnixMilli() }
