@@ -12,6 +12,17 @@ import (
 // upload the same filter at every start, so an identical filter already
 // stored for the user is reused instead of stored again.
 func (db *DB) PutFilter(ctx context.Context, userID string, filterJSON []byte) (string, error) {
+	// Two concurrent calls for one user can pick the same next ID on
+	// PostgreSQL; the loser's insert violates the primary key and is retried.
+	for attempt := 1; ; attempt++ {
+		id, err := db.putFilter(ctx, userID, filterJSON)
+		if err == nil || !isUniqueViolation(err) || attempt == 20 {
+			return id, err
+		}
+	}
+}
+
+func (db *DB) putFilter(ctx context.Context, userID string, filterJSON []byte) (string, error) {
 	var id int64
 	err := db.inTx(ctx, func(tx *Tx) error {
 		err := tx.QueryRowContext(ctx, `SELECT filter_id FROM filters WHERE user_id = $1 AND filter_json = $2`,

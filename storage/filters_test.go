@@ -1,6 +1,8 @@
 package storage_test
 
 import (
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/aula-chat/aula/storage"
@@ -53,6 +55,33 @@ func TestFilters(t *testing.T) {
 			}
 			if err != nil || string(f) != g.want {
 				t.Errorf("Filter(%s, %s) = %q, %v; want %q", g.user, g.id, f, err, g.want)
+			}
+		}
+	})
+}
+
+// TestPutFilterConcurrent checks that concurrent uploads for one user each
+// get an ID of their own (on PostgreSQL they race for the next ID).
+func TestPutFilterConcurrent(t *testing.T) {
+	const n = 16
+	storagetest.ForEachDB(t, func(t *testing.T, dsn string) {
+		db := storagetest.OpenDB(t, dsn)
+		ids := make([]string, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var err error
+				if ids[i], err = db.PutFilter(t.Context(), "@alice:x", []byte(strconv.Itoa(i))); err != nil {
+					t.Errorf("PutFilter: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		for i, id := range ids {
+			if f, err := db.Filter(t.Context(), "@alice:x", id); err != nil || string(f) != strconv.Itoa(i) {
+				t.Errorf("Filter(%q) = %q, %v; want %d", id, f, err, i)
 			}
 		}
 	})

@@ -1,0 +1,199 @@
+// Package apitest runs the real server over real HTTP on loopback for
+// integration tests: one server per database engine, built by internal/app
+// exactly as cmd/aula builds it, plus small helpers to call the API.
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aula-chat/aula/config"
+	"github.com/aula-chat/aula/internal/app"
+	"github.com/aula-chat/aula/storage/storagetest"
+)
+
+// ServerName is the server name of every test server.
+const ServerName = "aula.test"
+
+// SharedSecret is the registration shared secret of every test server.
+const SharedSecret = "test-shared-secret-0123456789"
+
+// Server is one running test server.
+type Server struct {
+	URL    string
+	Config *config.Config
+	App    *app.App
+	T      testing.TB
+}
+
+// Config returns the configuration test servers start from: fast bcrypt,
+// open registration with m.login.dummy, shared-secret registration on.
+func Config(t testing.TB, dsn string) *config.Config {
+	c := config.Default()
+	c.ServerName = ServerName
+	c.DataDir = t.TempDir()
+	c.Database = dsn
+	c.PublicBaseURL = "https://" + ServerName + "/"
+	c.Registration.Enabled = true
+	c.Registration.SharedSecret = SharedSecret
+	c.PasswordLogin.BcryptCost = 4
+	c.Log.Level = "warn"
+	return c
+}
+
+// ForEachServer runs fn against a fresh server on every database engine.
+// change, if not nil, adjusts the configuration before the server starts.
+func ForEachServer(t *testing.T, change func(c *config.Config), fn func(t *testing.T, s *Server)) {
+	storagetest.ForEachDB(t, func(t *testing.T, dsn string) {
+		c := Config(t, dsn)
+		if change != nil {
+			change(c)
+		}
+		fn(t, Start(t, c))
+	})
+}
+
+// Start builds and serves a server with the given configuration until the
+// test ends.
+func Start(t testing.TB, c *config.Config) *Server {
+	t.Helper()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := app.New(context.Background(), c, log)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	ts := httptest.NewServer(a.Handler)
+	t.Cleanup(func() {
+		ts.Close()
+		a.Close()
+	})
+	return &Server{URL: ts.URL, Config: c, App: a, T: t}
+}
+
+// testWriter sends server logs to the test log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Response is a decoded API answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	JSON   map[string]any // nil if the body is not a JSON object
+}
+
+// Errcode returns the body's errcode, or "".
+func (r *Response) Errcode() string {
+	s, _ := r.JSON["errcode"].(string)
+	return s
+}
+
+// String returns JSON[key] as a string, or "".
+func (r *Response) String(key string) string {
+	s, _ := r.JSON[key].(string)
+	return s
+}
+
+// Do sends a request. body may be nil, a string or []byte (sent as is), or
+// any other value (sent as JSON). token, if not empty, goes in the
+// Authorization header.
+func (s *Server) Do(method, path, token string, body any) *Response {
+	s.T.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			s.T.Fatalf("marshal request: %v", err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		s.T.Fatalf("new request: %v", err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		s.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.T.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+	_ = json.Unmarshal(raw, &r.JSON)
+	return r
+}
+
+// Expect fails the test unless the response has the status and (if not
+// empty) the errcode.
+func (r *Response) Expect(t testing.TB, status int, errcode string) *Response {
+	t.Helper()
+	if r.Status != status || r.Errcode() != errcode {
+		t.Fatalf("got %d %q, want %d %q; body: %s", r.Status, r.Errcode(), status, errcode, r.Body)
+	}
+	return r
+}
+
+// User is a registered test account with one logged-in device.
+type User struct {
+	ID       string
+	Token    string
+	DeviceID string
+	Password string
+}
+
+// Register creates an account through POST /register (m.login.dummy) and
+// returns it logged in.
+func (s *Server) Register(localpart, password string) User {
+	s.T.Helper()
+	r := s.Do("POST", "/_matrix/client/v3/register", "", map[string]any{
+		"username": localpart, "password": password, "auth": map[string]string{"type": "m.login.dummy"},
+	}).Expect(s.T, 200, "")
+	return User{ID: r.String("user_id"), Token: r.String("access_token"), DeviceID: r.String("device_id"), Password: password}
+}
+
+// Login logs in with a password and returns the new device's session.
+func (s *Server) Login(localpart, password string) User {
+	s.T.Helper()
+	r := s.Do("POST", "/_matrix/client/v3/login", "", map[string]any{
+		"type": "m.login.password", "identifier": map[string]string{"type": "m.id.user", "user": localpart}, "password": password,
+	}).Expect(s.T, 200, "")
+	return User{ID: r.String("user_id"), Token: r.String("access_token"), DeviceID: r.String("device_id"), Password: password}
+}
+
+// PasswordAuth is the auth dict completing m.login.password for u.
+func (u User) PasswordAuth(session string) map[string]any {
+	return map[string]any{
+		"type": "m.login.password", "session": session, "password": u.Password,
+		"identifier": map[string]string{"type": "m.id.user", "user": u.ID},
+	}
+}
