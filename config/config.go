@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -100,9 +101,12 @@ func (d Duration) String() string { return time.Duration(d).String() }
 
 // UnmarshalYAML parses "5m"-style durations.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return errors.New("expected a duration like 30s, 5m or 1h")
+	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration like 30s, 5m or 1h", n.Line, n.Value)
+		return fmt.Errorf("%q is not a duration like 30s, 5m or 1h", n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -155,44 +159,118 @@ func LoadDev() (*Config, error) { return load(devBase(), "") }
 func Load(path string) (*Config, error) { return load(Default(), path) }
 
 func load(c *Config, path string) (*Config, error) {
+	var problems []string
+	collect := func(err error) error {
+		var e *Error
+		if errors.As(err, &e) {
+			problems = append(problems, e.Problems...)
+			return nil
+		}
+		return err
+	}
 	if path != "" {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		if err := Parse(raw, c); err != nil {
+		if err := collect(Parse(raw, c)); err != nil {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
-	if err := applyEnv(c, os.LookupEnv); err != nil {
+	if err := collect(applyEnv(c, os.LookupEnv)); err != nil {
 		return nil, err
 	}
 	c.fillDerived()
-	if err := c.Validate(); err != nil {
+	if err := collect(c.Validate()); err != nil {
 		return nil, err
+	}
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
 	}
 	return c, nil
 }
 
-// Parse decodes YAML into c, refusing unknown keys.
+// Parse decodes YAML into c. Every unknown key and every value of the wrong
+// type is reported in one *Error, each naming its dotted key path and line.
 func Parse(raw []byte, c *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) { // an empty file
 			return nil
 		}
-		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return &Error{Problems: []string{strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
 	// A second document would be ignored silently, unknown keys and all.
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case err == nil && len(extra.Content) > 0 && extra.Content[0].ShortTag() != "!!null":
-		return fmt.Errorf("line %d: a second YAML document (after \"---\"); the file must hold one", extra.Line)
+		return &Error{Problems: []string{fmt.Sprintf("line %d: a second YAML document (after \"---\"); the file must hold one", extra.Line)}}
 	case err != nil && !errors.Is(err, io.EOF):
-		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return &Error{Problems: []string{strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	if len(doc.Content) == 0 || doc.Content[0].ShortTag() == "!!null" {
+		return nil // only comments
+	}
+	var problems []string
+	decodeInto(doc.Content[0], reflect.ValueOf(c).Elem(), "", &problems)
+	if len(problems) > 0 {
+		return &Error{Problems: problems}
 	}
 	return nil
+}
+
+// decodeInto decodes the mapping n into the struct v key by key, so that a
+// problem can name the key's full path.
+func decodeInto(n *yaml.Node, v reflect.Value, prefix string, problems *[]string) {
+	if n.Kind != yaml.MappingNode {
+		*problems = append(*problems, fmt.Sprintf("%s (line %d): must be a section of keys", strings.TrimSuffix(prefix, "."), n.Line))
+		return
+	}
+	fields := map[string]reflect.Value{}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			fields[name] = v.Field(i)
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		path := prefix + key.Value
+		f, ok := fields[key.Value]
+		switch {
+		case !ok:
+			*problems = append(*problems, fmt.Sprintf("%s (line %d): unknown key", path, key.Line))
+		case f.Kind() == reflect.Struct && f.Type() != durationType:
+			decodeInto(val, f, path+".", problems)
+		default:
+			if err := val.Decode(f.Addr().Interface()); err != nil {
+				msg := expected(f)
+				var typeErr *yaml.TypeError
+				if !errors.As(err, &typeErr) {
+					msg = err.Error() // a value's own UnmarshalYAML says it best
+				}
+				*problems = append(*problems, fmt.Sprintf("%s (line %d): %s", path, val.Line, msg))
+			}
+		}
+	}
+}
+
+// expected describes the kind of value a field takes, for error messages.
+func expected(f reflect.Value) string {
+	if f.Type() == durationType {
+		return "expected a duration like 30s, 5m or 1h"
+	}
+	switch f.Kind() {
+	case reflect.Bool:
+		return "expected true or false"
+	case reflect.Int, reflect.Int64:
+		return "expected a whole number"
+	case reflect.Slice:
+		return "expected a list of strings"
+	}
+	return "expected a string"
 }
 
 // fillDerived sets defaults that depend on other keys.

@@ -168,14 +168,15 @@ func (f *EventFilter) BlocksAll() bool {
 }
 
 // EffectiveLimit returns the filter's limit, or def when it has none, capped
-// at max when max > 0. A limit of 0 is kept: the client asked for no events.
-func (f *EventFilter) EffectiveLimit(def, max int) int {
+// at ceiling when ceiling > 0. A limit of 0 is kept: the client asked for no
+// events.
+func (f *EventFilter) EffectiveLimit(def, ceiling int) int {
 	n := def
 	if f != nil && f.Limit != nil {
 		n = *f.Limit
 	}
-	if max > 0 && n > max {
-		n = max
+	if ceiling > 0 && n > ceiling {
+		n = ceiling
 	}
 	return n
 }

@@ -38,10 +38,12 @@ key path in upper case with _ for dots, e.g. AULA_DATABASE.
 `
 
 func main() {
-	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "aula:", err)
-		}
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) { // -h or --help: the usage is printed
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "aula:", err)
 		os.Exit(1)
 	}
 }
@@ -87,7 +89,7 @@ func serve(args []string, stderr io.Writer) error {
 	var err error
 	switch {
 	case *dev && *path != "":
-		return errors.New("use either --dev or --config, not both")
+		return fmt.Errorf("use either --dev or --config, not both\n\n%s", usage)
 	case *dev:
 		cfg, err = config.LoadDev()
 	case *path != "":
@@ -101,6 +103,8 @@ func serve(args []string, stderr io.Writer) error {
 	log := logging.New(stderr, cfg.Log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, a second one ends a slow shutdown at once.
+	context.AfterFunc(ctx, stop)
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err
