@@ -181,7 +181,15 @@ func createAccount(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 		return err
 	}
 	defer a.Close()
-	userID, err := a.Auth.CreateAccount(ctx, strings.ToLower(*user), password, *admin, "")
+	localpart := *user
+	if rest, ok := strings.CutPrefix(localpart, "@"); ok { // a full user ID of this server
+		lp, server, _ := strings.Cut(rest, ":")
+		if server != cfg.ServerName {
+			return fmt.Errorf("create-account: %s is not a user ID of this server (%s)", *user, cfg.ServerName)
+		}
+		localpart = lp
+	}
+	userID, err := a.Auth.CreateAccount(ctx, strings.ToLower(localpart), password, *admin, "")
 	if e, ok := mxerr.As(err); ok {
 		return fmt.Errorf("create-account: %s", e.Msg)
 	}

@@ -391,6 +391,12 @@ func TestLifecycle(t *testing.T) {
 			fails(t, "User ID can only contain")
 		run{args: []string{"create-account", "--config", cfg}, stdin: "pw\n"}.
 			fails(t, "--user")
+		// A full user ID of this server names the same account; another server's does not.
+		if out := (run{args: []string{"create-account", "--config", cfg, "--user", "@dave:chat.uni.example"}, stdin: "pw\n"}).ok(t); !strings.Contains(out.stdout, "@dave:chat.uni.example") {
+			t.Errorf("create-account with a full user ID: %s", out)
+		}
+		run{args: []string{"create-account", "--config", cfg, "--user", "@erin:elsewhere.example"}, stdin: "pw\n"}.
+			fails(t, "not a user ID of this server")
 		// The password is the whole first line, spaces included.
 		run{args: []string{"create-account", "--config", cfg, "--user", "carol"}, stdin: " spaced out \nsecond line\n"}.ok(t)
 
