@@ -3,6 +3,7 @@
 package account
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/aula-chat/aula/internal/mxerr"
 	"github.com/aula-chat/aula/storage"
+	"github.com/aula-chat/aula/syncapi"
 )
 
 // Limits on profile fields, as Synapse applies them.
@@ -35,9 +37,12 @@ type Profile struct {
 	AvatarURL   string `json:"avatar_url,omitempty"`
 }
 
-// Profile returns a user's profile; unknown and deactivated users are
-// M_NOT_FOUND.
+// Profile returns a user's profile; a malformed user ID is 400
+// M_INVALID_PARAM, unknown and deactivated users are 404 M_NOT_FOUND.
 func (s *Service) Profile(ctx context.Context, userID string) (Profile, error) {
+	if !syncapi.ValidUserID(userID) {
+		return Profile{}, mxerr.InvalidParam("%q is not a valid user ID", userID)
+	}
 	u, err := s.db.User(ctx, userID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Deactivated) {
 		return Profile{}, mxerr.NotFound("Profile not found")
@@ -56,6 +61,9 @@ func (s *Service) SetDisplayName(ctx context.Context, requester, userID, name st
 	if utf8.RuneCountInString(name) > maxDisplayNameLen {
 		return mxerr.New(http.StatusBadRequest, "M_TOO_LARGE", "Display name is longer than %d characters", maxDisplayNameLen)
 	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return mxerr.InvalidParam("Display name must not contain NUL characters")
+	}
 	return s.db.SetDisplayName(ctx, userID, name)
 }
 
@@ -68,10 +76,22 @@ func (s *Service) SetAvatarURL(ctx context.Context, requester, userID, url strin
 	if len(url) > maxAvatarURLLen {
 		return mxerr.New(http.StatusBadRequest, "M_TOO_LARGE", "Avatar URL is longer than %d characters", maxAvatarURLLen)
 	}
-	if url != "" && !strings.HasPrefix(url, "mxc://") {
-		return mxerr.InvalidParam("avatar_url must be an mxc:// URI")
+	if url != "" && !validMXC(url) {
+		return mxerr.InvalidParam("avatar_url must be an mxc://server/media-id URI")
 	}
 	return s.db.SetAvatarURL(ctx, userID, url)
+}
+
+// validMXC checks the shape of a content URI: "mxc://", a server name and a
+// media ID, neither empty nor holding a "/", whitespace, "?" or "#".
+func validMXC(uri string) bool {
+	rest, ok := strings.CutPrefix(uri, "mxc://")
+	if !ok {
+		return false
+	}
+	server, media, ok := strings.Cut(rest, "/")
+	bad := func(r rune) bool { return r <= ' ' || r == 0x7f || r == '/' || r == '?' || r == '#' }
+	return ok && server != "" && media != "" && !strings.ContainsFunc(server, bad) && !strings.ContainsFunc(media, bad)
 }
 
 // serverManagedTypes are account-data types that clients cannot set
@@ -79,8 +99,10 @@ func (s *Service) SetAvatarURL(ctx context.Context, requester, userID, url strin
 var serverManagedTypes = map[string]bool{"m.fully_read": true, "m.push_rules": true}
 
 // PutAccountData stores one entry of the requester's account data; roomID
-// is empty for global data. content must be a JSON object.
-func (s *Service) PutAccountData(ctx context.Context, requester, userID, roomID, typ string, content json.RawMessage) error {
+// is empty for global data. body is the request body, which must be a JSON
+// object (400 M_NOT_JSON or M_BAD_JSON otherwise); it is checked after the
+// requester, the room ID and the type, as Synapse does.
+func (s *Service) PutAccountData(ctx context.Context, requester, userID, roomID, typ string, body []byte) error {
 	if requester != userID {
 		return mxerr.Forbidden("Cannot add account data for other users")
 	}
@@ -90,7 +112,14 @@ func (s *Service) PutAccountData(ctx context.Context, requester, userID, roomID,
 	if serverManagedTypes[typ] {
 		return mxerr.New(http.StatusMethodNotAllowed, "M_BAD_JSON", "Cannot set %s through this API", typ)
 	}
-	_, err := s.db.PutAccountData(ctx, userID, roomID, typ, content)
+	var content bytes.Buffer
+	if !utf8.Valid(body) || json.Compact(&content, body) != nil {
+		return mxerr.NotJSON("Content not JSON")
+	}
+	if content.Len() == 0 || content.Bytes()[0] != '{' {
+		return mxerr.BadJSON("Content must be a JSON object")
+	}
+	_, err := s.db.PutAccountData(ctx, userID, roomID, typ, content.Bytes())
 	return err
 }
 
@@ -113,14 +142,8 @@ func checkAccountDataKey(roomID, typ string) error {
 	if typ == "" || len(typ) > maxTypeLen {
 		return mxerr.InvalidParam("Invalid account data type")
 	}
-	if roomID != "" && !validRoomID(roomID) {
+	if roomID != "" && (len(roomID) > 255 || !syncapi.ValidRoomID(roomID)) {
 		return mxerr.InvalidParam("%q is not a valid room ID", roomID)
 	}
 	return nil
-}
-
-// validRoomID checks the shape of a room ID: "!opaque:server", or "!hash"
-// without a server part in room version 12.
-func validRoomID(id string) bool {
-	return len(id) > 1 && len(id) <= 255 && strings.HasPrefix(id, "!") && !strings.HasSuffix(id, ":")
 }

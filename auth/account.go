@@ -46,7 +46,14 @@ func (s *Service) DeleteDevices(ctx context.Context, d *Device, op string, devic
 	if err := s.Confirm(ctx, d, op, auth); err != nil {
 		return err
 	}
-	return s.db.DeleteDevices(ctx, d.UserID, deviceIDs)
+	// An ID the database cannot store names no device: nothing to delete.
+	ids := make([]string, 0, len(deviceIDs))
+	for _, id := range deviceIDs {
+		if validText(id) {
+			ids = append(ids, id)
+		}
+	}
+	return s.db.DeleteDevices(ctx, d.UserID, ids)
 }
 
 // ChangePassword sets a new password after user-interactive authentication.
@@ -98,17 +105,23 @@ func (s *Service) Devices(ctx context.Context, userID string) ([]storage.Device,
 
 // Device returns one of the user's devices, or storage.ErrNotFound.
 func (s *Service) Device(ctx context.Context, userID, deviceID string) (storage.Device, error) {
+	if !validText(deviceID) {
+		return storage.Device{}, storage.ErrNotFound
+	}
 	return s.db.Device(ctx, userID, deviceID)
 }
 
-// maxDeviceNameLen bounds device display names.
-const maxDeviceNameLen = 100
-
 // RenameDevice sets a device's display name; nil leaves it unchanged.
 func (s *Service) RenameDevice(ctx context.Context, userID, deviceID string, name *string) error {
+	if !validText(deviceID) {
+		return storage.ErrNotFound
+	}
 	if name == nil {
 		_, err := s.db.Device(ctx, userID, deviceID)
 		return err
+	}
+	if !validText(*name) {
+		return mxerr.InvalidParam("display_name must be valid UTF-8 without NUL characters")
 	}
 	if len(*name) > maxDeviceNameLen {
 		return mxerr.New(http.StatusBadRequest, "M_TOO_LARGE", "Device name is longer than %d bytes", maxDeviceNameLen)

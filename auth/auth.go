@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aula-chat/aula/config"
 	"github.com/aula-chat/aula/internal/mxerr"
@@ -39,6 +41,31 @@ type Service struct {
 	seenMu sync.Mutex
 	seen   map[string]int64 // user\x00device -> last recorded last_seen_ts
 	nonces *nonceStore      // shared-secret registration nonces
+
+	// badRegTokens counts wrong registration tokens per client address, so
+	// that tokens cannot be guessed (the spec asks for rate limiting).
+	badRegTokens *limiter
+
+	clock atomic.Pointer[func() time.Time] // nil: time.Now
+}
+
+// SetClock replaces the clock the service reads for token expiry, rate
+// limits and session lifetimes. Tests use it to move time forward; nil
+// restores the real clock.
+func (s *Service) SetClock(now func() time.Time) {
+	if now == nil {
+		s.clock.Store(nil)
+		return
+	}
+	s.clock.Store(&now)
+}
+
+// now is the service's current time.
+func (s *Service) now() time.Time {
+	if f := s.clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
 }
 
 // New returns the auth service.
@@ -48,14 +75,15 @@ func New(db *storage.DB, cfg *config.Config, log *slog.Logger) (*Service, error)
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return &Service{
-		db:        db,
-		cfg:       cfg,
-		log:       log,
-		uia:       newUIASessions(),
-		failed:    newLimiter(5, time.Minute/5), // 5 tries, then one every 12 s
-		dummyHash: dummy,
-		seen:      make(map[string]int64),
-		nonces:    newNonceStore(),
+		db:           db,
+		cfg:          cfg,
+		log:          log,
+		uia:          newUIASessions(),
+		failed:       newLimiter(5, time.Minute/5), // 5 tries, then one every 12 s
+		dummyHash:    dummy,
+		seen:         make(map[string]int64),
+		nonces:       newNonceStore(),
+		badRegTokens: newLimiter(5, time.Minute/6), // 5 tries, then one every 10 s
 	}, nil
 }
 
@@ -94,7 +122,7 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (*Device, 
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().UnixMilli()
+	now := s.now().UnixMilli()
 	if owner.ExpiresTS != 0 && owner.ExpiresTS <= now {
 		// The client holds a refresh token: it can refresh without logging in.
 		return nil, mxerr.UnknownToken(true)
@@ -142,6 +170,9 @@ type Tokens struct {
 // tokens for it. An empty deviceID gets a fresh one. Any tokens the device
 // had are revoked.
 func (s *Service) IssueTokens(ctx context.Context, userID, deviceID, displayName string, refresh bool) (*Tokens, error) {
+	if err := validateDeviceParams(deviceID, displayName); err != nil {
+		return nil, err
+	}
 	if deviceID == "" {
 		deviceID = newDeviceID()
 	}
@@ -152,11 +183,38 @@ func (s *Service) IssueTokens(ctx context.Context, userID, deviceID, displayName
 	return t, nil
 }
 
+// Limits on client-chosen device fields, as Synapse applies them.
+const (
+	maxDeviceIDLen   = 512
+	maxDeviceNameLen = 100
+)
+
+// validText reports whether s can be stored as text by every database
+// engine: valid UTF-8 without NUL characters (PostgreSQL refuses both).
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// validateDeviceParams checks the device_id and initial_device_display_name
+// of a login or registration before anything is created.
+func validateDeviceParams(deviceID, displayName string) error {
+	if !validText(deviceID) || !validText(displayName) {
+		return mxerr.InvalidParam("device_id and initial_device_display_name must be valid UTF-8 without NUL characters")
+	}
+	if len(deviceID) > maxDeviceIDLen {
+		return mxerr.InvalidParam("device_id is longer than %d bytes", maxDeviceIDLen)
+	}
+	if len(displayName) > maxDeviceNameLen {
+		return mxerr.New(http.StatusBadRequest, "M_TOO_LARGE", "Device name is longer than %d bytes", maxDeviceNameLen)
+	}
+	return nil
+}
+
 func (s *Service) newTokens(userID, deviceID string, refresh bool) (*Tokens, storage.NewTokens) {
 	t := &Tokens{UserID: userID, DeviceID: deviceID, AccessToken: newToken(accessTokenPrefix)}
 	nt := storage.NewTokens{AccessHash: hashToken(t.AccessToken)}
 	if refresh {
-		now := time.Now()
+		now := s.now()
 		t.RefreshToken = newToken(refreshTokenPrefix)
 		nt.RefreshHash = hashToken(t.RefreshToken)
 		if life := s.cfg.Login.RefreshTokenLifetime.D(); life > 0 {
@@ -176,9 +234,15 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, er
 		return nil, mxerr.MissingParam("refresh_token is required")
 	}
 	t, nt := s.newTokens("", "", true)
-	userID, deviceID, err := s.db.Refresh(ctx, hashToken(refreshToken), nt, time.Now().UnixMilli())
-	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrExpired) {
+	userID, deviceID, err := s.db.Refresh(ctx, hashToken(refreshToken), nt, s.now().UnixMilli())
+	if errors.Is(err, storage.ErrNotFound) {
+		// Never issued, already replaced, or logged out: the session is gone.
 		return nil, mxerr.UnknownToken(false)
+	}
+	if errors.Is(err, storage.ErrExpired) {
+		// The device still exists: logging in again with its device_id
+		// keeps the client's state (soft logout).
+		return nil, mxerr.UnknownToken(true)
 	}
 	if err != nil {
 		return nil, err
@@ -202,7 +266,13 @@ func (s *Service) LoginPassword(ctx context.Context, r LoginRequest) (*Tokens, e
 		return nil, mxerr.New(http.StatusBadRequest, "M_UNKNOWN", "Password login is disabled on this server")
 	}
 	if r.User == "" {
-		return nil, mxerr.New(http.StatusBadRequest, "M_INVALID_PARAM", "identifier.user is required")
+		return nil, mxerr.MissingParam("identifier.user is required")
+	}
+	if !validText(r.User) {
+		return nil, mxerr.InvalidParam("identifier.user must be valid UTF-8 without NUL characters")
+	}
+	if err := validateDeviceParams(r.DeviceID, r.DisplayName); err != nil {
+		return nil, err
 	}
 	userID := s.qualify(r.User)
 	if err := s.verifyPassword(ctx, userID, r.Password); err != nil {
@@ -213,29 +283,30 @@ func (s *Service) LoginPassword(ctx context.Context, r LoginRequest) (*Tokens, e
 
 // verifyPassword checks the user's password, limiting failed attempts per
 // user. Unknown users and wrong passwords give the same error and take the
-// same time.
+// same time. A deactivated account has no password any more; it is reported
+// as M_USER_DEACTIVATED whatever password was given, so that its owner learns
+// why logging in fails (that the user ID exists is public anyway: it cannot
+// be registered again).
 func (s *Service) verifyPassword(ctx context.Context, userID, password string) error {
-	if retry := s.failed.wait(userID); retry > 0 {
-		return mxerr.LimitExceeded(retry.Milliseconds())
-	}
-	if len(password) > maxPasswordBytes {
-		return mxerr.Forbidden("Invalid username or password")
+	now := s.now()
+	if retry := s.failed.wait(userID, now); retry > 0 {
+		return limitExceeded(retry)
 	}
 	u, err := s.db.User(ctx, userID)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
+	if err == nil && u.Deactivated {
+		return mxerr.New(http.StatusForbidden, "M_USER_DEACTIVATED", "This account has been deactivated")
+	}
 	hash := u.PasswordHash
-	if hash == "" {
+	if hash == "" || len(password) > maxPasswordBytes {
 		hash = s.dummyHash
 	}
-	ok := CheckPassword(hash, password) && u.PasswordHash != ""
+	ok := CheckPassword(hash, password) && hash != s.dummyHash
 	if !ok {
-		s.failed.take(userID)
+		s.failed.take(userID, now)
 		return mxerr.Forbidden("Invalid username or password")
-	}
-	if u.Deactivated {
-		return mxerr.New(http.StatusForbidden, "M_USER_DEACTIVATED", "This account has been deactivated")
 	}
 	return nil
 }

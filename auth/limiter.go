@@ -3,6 +3,8 @@ package auth
 import (
 	"sync"
 	"time"
+
+	"github.com/aula-chat/aula/internal/mxerr"
 )
 
 // limiter is a token bucket per key: burst tokens, refilled one per every.
@@ -25,6 +27,9 @@ func newLimiter(burst int, every time.Duration) *limiter {
 
 // refill brings b up to date; the caller holds l.mu.
 func (l *limiter) refill(b *bucket, now time.Time) {
+	if now.Before(b.last) { // the clock went back: wait for it
+		return
+	}
 	b.tokens += float64(now.Sub(b.last)) / float64(l.every)
 	if b.tokens > l.burst {
 		b.tokens = l.burst
@@ -32,26 +37,26 @@ func (l *limiter) refill(b *bucket, now time.Time) {
 	b.last = now
 }
 
-// wait returns how long key must wait before its next attempt (0: now).
-func (l *limiter) wait(key string) time.Duration {
+// wait returns how long key must wait at time now before its next attempt
+// (0: it may try now).
+func (l *limiter) wait(key string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[key]
 	if !ok {
 		return 0
 	}
-	l.refill(b, time.Now())
+	l.refill(b, now)
 	if b.tokens >= 1 {
 		return 0
 	}
 	return time.Duration((1 - b.tokens) * float64(l.every))
 }
 
-// take records one attempt for key.
-func (l *limiter) take(key string) {
+// take records one attempt for key at time now.
+func (l *limiter) take(key string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
 	b, ok := l.buckets[key]
 	if !ok {
 		if len(l.buckets) > 100000 {
@@ -72,4 +77,10 @@ func (l *limiter) sweep(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
+}
+
+// limitExceeded is the 429 for a wait of d, rounded up to whole
+// milliseconds so that a client waiting exactly that long gets through.
+func limitExceeded(d time.Duration) error {
+	return mxerr.LimitExceeded(int64((d + time.Millisecond - 1) / time.Millisecond))
 }

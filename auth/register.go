@@ -31,19 +31,45 @@ func (s *Service) ValidateLocalpart(localpart string) error {
 	return nil
 }
 
-// Available reports whether a localpart can be registered.
-func (s *Service) Available(ctx context.Context, localpart string) error {
+// checkRequestedLocalpart checks a localpart someone asks for: the grammar
+// of ValidateLocalpart, and not all digits, since generated localparts are
+// numeric (Synapse reserves them the same way).
+func (s *Service) checkRequestedLocalpart(localpart string) error {
 	if err := s.ValidateLocalpart(localpart); err != nil {
 		return err
 	}
-	_, err := s.db.User(ctx, s.UserID(localpart))
-	if err == nil {
+	if strings.Trim(localpart, "0123456789") == "" {
+		return mxerr.InvalidUsername("Numeric user IDs are reserved for generated accounts")
+	}
+	return nil
+}
+
+// Available reports whether a requested username can be registered. Like
+// Register, it folds the name to lower case first, so that it answers for
+// the user ID registration would create.
+func (s *Service) Available(ctx context.Context, username string) error {
+	localpart := strings.ToLower(username)
+	if err := s.checkRequestedLocalpart(localpart); err != nil {
+		return err
+	}
+	taken, err := s.taken(ctx, localpart)
+	if err != nil {
+		return err
+	}
+	if taken {
 		return mxerr.UserInUse()
 	}
+	return nil
+}
+
+// taken reports whether an account (active or deactivated) has the
+// localpart.
+func (s *Service) taken(ctx context.Context, localpart string) (bool, error) {
+	_, err := s.db.User(ctx, s.UserID(localpart))
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 // CreateAccount creates an account with an optional password. It is the one
@@ -75,13 +101,17 @@ func (s *Service) CreateAccount(ctx context.Context, localpart, password string,
 
 // RegisterRequest is the body of POST /register.
 type RegisterRequest struct {
-	Username     string          `json:"username"`
+	Username     *string         `json:"username"`
 	Password     string          `json:"password"`
 	DeviceID     string          `json:"device_id"`
 	DisplayName  string          `json:"initial_device_display_name"`
 	InhibitLogin bool            `json:"inhibit_login"`
 	RefreshToken bool            `json:"refresh_token"`
 	Auth         json.RawMessage `json:"auth"`
+
+	// ClientIP is the client's address (not part of the body); it limits
+	// guessing of registration tokens.
+	ClientIP string `json:"-"`
 }
 
 // registrationFlows are the flows POST /register offers.
@@ -94,23 +124,35 @@ func (s *Service) registrationFlows() []Flow {
 
 // Register runs one step of registration. The result has no tokens when
 // inhibit_login was set.
+//
+// The requested username is folded to lower case (as Synapse does) and
+// checked before user-interactive authentication, as the spec requires. The
+// client sends every parameter with every step. A password is required
+// once authentication is complete, as in Synapse: an account without one
+// could never pass user-interactive authentication again.
 func (s *Service) Register(ctx context.Context, r RegisterRequest) (*Tokens, error) {
 	if !s.cfg.Registration.Enabled {
 		return nil, mxerr.Forbidden("Registration is disabled on this server")
 	}
-	if r.Username != "" {
-		r.Username = strings.ToLower(r.Username)
-		if err := s.Available(ctx, r.Username); err != nil {
+	localpart := ""
+	if r.Username != nil {
+		localpart = strings.ToLower(*r.Username)
+		if err := s.Available(ctx, localpart); err != nil {
 			return nil, err
 		}
 	}
 	if len(r.Password) > maxPasswordBytes {
 		return nil, mxerr.New(http.StatusBadRequest, "M_WEAK_PASSWORD", "Password is too long")
 	}
-	if _, err := s.checkUIA(ctx, UIARequest{Op: "register", Auth: r.Auth, Flows: s.registrationFlows()}); err != nil {
+	if err := validateDeviceParams(r.DeviceID, r.DisplayName); err != nil {
 		return nil, err
 	}
-	localpart := r.Username
+	if _, err := s.checkUIA(ctx, UIARequest{Op: "register", Auth: r.Auth, Flows: s.registrationFlows(), ClientIP: r.ClientIP}); err != nil {
+		return nil, err
+	}
+	if r.Password == "" {
+		return nil, mxerr.MissingParam("password is required")
+	}
 	if localpart == "" {
 		var err error
 		if localpart, err = s.freeNumericLocalpart(ctx); err != nil {
@@ -134,11 +176,10 @@ func (s *Service) freeNumericLocalpart(ctx context.Context) (string, error) {
 	for {
 		n, _ := rand.Int(rand.Reader, big.NewInt(1_000_000_000))
 		lp := n.String()
-		err := s.Available(ctx, lp)
-		if e, ok := mxerr.As(err); ok && e.Code == "M_USER_IN_USE" {
-			continue
+		taken, err := s.taken(ctx, lp)
+		if err != nil || !taken {
+			return lp, err
 		}
-		return lp, err
 	}
 }
 
@@ -155,6 +196,18 @@ func (s *Service) validRegistrationToken(token string) bool {
 }
 
 // RegistrationTokenValid answers GET /register/m.login.registration_token/validity.
-func (s *Service) RegistrationTokenValid(token string) bool {
-	return s.cfg.Registration.Enabled && s.validRegistrationToken(token)
+// Wrong guesses are limited per client address, as the spec asks.
+func (s *Service) RegistrationTokenValid(token, clientIP string) (bool, error) {
+	if !s.cfg.Registration.Enabled {
+		return false, mxerr.Forbidden("Registration is disabled on this server")
+	}
+	now := s.now()
+	if retry := s.badRegTokens.wait(clientIP, now); retry > 0 {
+		return false, limitExceeded(retry)
+	}
+	if !s.validRegistrationToken(token) {
+		s.badRegTokens.take(clientIP, now)
+		return false, nil
+	}
+	return true, nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,10 +25,9 @@ type nonceStore struct {
 
 func newNonceStore() *nonceStore { return &nonceStore{nonces: make(map[string]time.Time)} }
 
-func (n *nonceStore) issue() string {
+func (n *nonceStore) issue(now time.Time) string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	now := time.Now()
 	for k, exp := range n.nonces {
 		if now.After(exp) {
 			delete(n.nonces, k)
@@ -38,13 +38,13 @@ func (n *nonceStore) issue() string {
 	return nonce
 }
 
-// use consumes a nonce, reporting whether it was valid.
-func (n *nonceStore) use(nonce string) bool {
+// use consumes a nonce at time now, reporting whether it was valid.
+func (n *nonceStore) use(nonce string, now time.Time) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	exp, ok := n.nonces[nonce]
 	delete(n.nonces, nonce)
-	return ok && time.Now().Before(exp)
+	return ok && now.Before(exp)
 }
 
 // SharedSecretEnabled reports whether shared-secret registration is on.
@@ -55,7 +55,7 @@ func (s *Service) SharedSecretNonce() (string, error) {
 	if !s.SharedSecretEnabled() {
 		return "", mxerr.New(http.StatusBadRequest, "M_UNKNOWN", "Shared secret registration is not enabled")
 	}
-	return s.nonces.issue(), nil
+	return s.nonces.issue(s.now()), nil
 }
 
 // SharedSecretRequest is the body of POST /_synapse/admin/v1/register.
@@ -94,8 +94,13 @@ func (s *Service) RegisterWithSharedSecret(ctx context.Context, r SharedSecretRe
 	if r.Nonce == "" || r.Username == "" || r.MAC == "" {
 		return nil, mxerr.MissingParam("nonce, username and mac are required")
 	}
-	if !s.nonces.use(r.Nonce) {
+	// The nonce is used up even if the rest of the request is wrong.
+	if !s.nonces.use(r.Nonce, s.now()) {
 		return nil, mxerr.New(http.StatusBadRequest, "M_UNKNOWN", "Unrecognised nonce")
+	}
+	// The MAC separates fields with NUL bytes, so they cannot hold one.
+	if strings.ContainsRune(r.Username, 0) || strings.ContainsRune(r.Password, 0) {
+		return nil, mxerr.InvalidParam("username and password cannot contain NUL characters")
 	}
 	want := SharedSecretMAC(s.cfg.Registration.SharedSecret, r)
 	if !hmac.Equal([]byte(want), []byte(r.MAC)) {
@@ -104,7 +109,12 @@ func (s *Service) RegisterWithSharedSecret(ctx context.Context, r SharedSecretRe
 	if r.UserType != "" && r.UserType != "bot" && r.UserType != "support" {
 		return nil, mxerr.InvalidParam("Invalid user type")
 	}
-	userID, err := s.CreateAccount(ctx, r.Username, r.Password, r.Admin, r.UserType)
+	if !validText(r.DisplayName) {
+		return nil, mxerr.InvalidParam("displayname must be valid UTF-8 without NUL characters")
+	}
+	// The MAC covers the username as sent; the account gets it in lower
+	// case, as in Synapse.
+	userID, err := s.CreateAccount(ctx, strings.ToLower(r.Username), r.Password, r.Admin, r.UserType)
 	if err != nil {
 		return nil, err
 	}

@@ -76,6 +76,9 @@ type UIARequest struct {
 	Auth   json.RawMessage // the request's "auth" object, may be empty
 	Flows  []Flow          // the flows that complete this operation
 	Params map[string]any  // per-stage parameters
+	// ClientIP is the client's address, which limits guessing of
+	// registration tokens.
+	ClientIP string
 }
 
 // UIAResult is what a completed flow established.
@@ -87,6 +90,9 @@ type UIAResult struct {
 // checkUIA runs one step of user-interactive authentication. It returns the
 // result when a flow is complete; otherwise a 401 error carrying the flows,
 // the session and the completed stages (with an errcode if this step failed).
+// A few failures are not a step the client can retry within the flow and
+// come back as plain errors: an unknown session, a session started for
+// another operation, a rate limit, and a stage completed as another user.
 func (s *Service) checkUIA(ctx context.Context, r UIARequest) (*UIAResult, error) {
 	var dict AuthDict
 	if len(r.Auth) > 0 && string(r.Auth) != "null" {
@@ -94,12 +100,16 @@ func (s *Service) checkUIA(ctx context.Context, r UIARequest) (*UIAResult, error
 			return nil, mxerr.BadJSON("auth must be an object")
 		}
 	}
-	sess, id, err := s.uia.session(dict.Session, r)
+	sess, id, err := s.uia.session(dict.Session, r, s.now())
 	if err != nil {
 		return nil, err
 	}
 	if dict.Type != "" {
-		if stageErr := s.completeStage(ctx, r, sess, &dict); stageErr != nil {
+		stageErr, fatal := s.completeStage(ctx, r, sess, &dict)
+		if fatal != nil {
+			return nil, fatal
+		}
+		if stageErr != nil {
 			return nil, s.uia.challenge(id, r, stageErr)
 		}
 	}
@@ -117,10 +127,9 @@ func (s *Service) checkUIA(ctx context.Context, r UIARequest) (*UIAResult, error
 }
 
 // session finds the client's session or starts one.
-func (u *uiaSessions) session(id string, r UIARequest) (*uiaSession, string, error) {
+func (u *uiaSessions) session(id string, r UIARequest, now time.Time) (*uiaSession, string, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	now := time.Now()
 	if id != "" {
 		sess, ok := u.sessions[id]
 		if !ok || now.After(sess.expires) {
@@ -172,58 +181,76 @@ func (u *uiaSessions) challenge(id string, r UIARequest, stageErr *mxerr.Error) 
 	return e
 }
 
-// completeStage checks one submitted stage and records it as completed.
-func (s *Service) completeStage(ctx context.Context, r UIARequest, sess *uiaSession, dict *AuthDict) *mxerr.Error {
+// completeStage checks one submitted stage and records it as completed. A
+// stageErr is a failed attempt the client may retry (it goes into the 401);
+// a fatal error ends the request as it is.
+func (s *Service) completeStage(ctx context.Context, r UIARequest, sess *uiaSession, dict *AuthDict) (stageErr *mxerr.Error, fatal error) {
 	if !stageOffered(r.Flows, dict.Type) {
-		return mxerr.New(http.StatusBadRequest, "M_UNRECOGNIZED", "Authentication stage %s is not offered for this request", dict.Type)
+		return mxerr.New(http.StatusBadRequest, "M_UNRECOGNIZED", "Authentication stage %s is not offered for this request", dict.Type), nil
 	}
 	switch dict.Type {
 	case StageDummy:
 	case StagePassword:
-		if err := s.checkPasswordStage(ctx, r.UserID, dict); err != nil {
-			return err
+		if stageErr, fatal := s.checkPasswordStage(ctx, r.UserID, dict); stageErr != nil || fatal != nil {
+			return stageErr, fatal
 		}
 	case StageRegistrationToken:
+		if retry := s.badRegTokens.wait(r.ClientIP, s.now()); retry > 0 {
+			return nil, limitExceeded(retry)
+		}
 		if !s.validRegistrationToken(dict.Token) {
-			return mxerr.New(http.StatusUnauthorized, "M_UNAUTHORIZED", "Invalid registration token")
+			s.badRegTokens.take(r.ClientIP, s.now())
+			return mxerr.New(http.StatusUnauthorized, "M_UNAUTHORIZED", "Invalid registration token"), nil
 		}
 		s.uia.mu.Lock()
 		sess.token = dict.Token
 		s.uia.mu.Unlock()
 	default:
-		return mxerr.New(http.StatusBadRequest, "M_UNRECOGNIZED", "Unknown authentication stage %s", dict.Type)
+		return mxerr.New(http.StatusBadRequest, "M_UNRECOGNIZED", "Unknown authentication stage %s", dict.Type), nil
 	}
 	s.uia.mu.Lock()
 	if !slices.Contains(sess.completed, dict.Type) {
 		sess.completed = append(sess.completed, dict.Type)
 	}
 	s.uia.mu.Unlock()
-	return nil
+	return nil, nil
 }
 
 // checkPasswordStage verifies m.login.password for the authenticated user:
-// the identifier must name that user, and the password must match.
-func (s *Service) checkPasswordStage(ctx context.Context, userID string, dict *AuthDict) *mxerr.Error {
+// the identifier must name that user, and the password must match. Naming
+// another account is refused outright with 403 (as Synapse does), without
+// checking that account's password: a stolen access token plus the thief's
+// own password must not pass, and the endpoint must not become a way to test
+// other people's passwords.
+func (s *Service) checkPasswordStage(ctx context.Context, userID string, dict *AuthDict) (stageErr *mxerr.Error, fatal error) {
 	if userID == "" {
-		return mxerr.Forbidden("m.login.password needs an existing account")
+		return mxerr.Forbidden("m.login.password needs an existing account"), nil
 	}
 	name := dict.User
 	if dict.Identifier != nil {
-		if dict.Identifier.Type != "m.id.user" {
-			return mxerr.New(http.StatusBadRequest, "M_UNKNOWN", "Unsupported identifier type %s", dict.Identifier.Type)
+		switch dict.Identifier.Type {
+		case "m.id.user":
+			name = dict.Identifier.User
+		case "m.id.thirdparty", "m.id.phone":
+			// No account has a third-party identifier here, and the spec
+			// wants 403 for an unknown one.
+			return mxerr.Forbidden("Unknown third-party identifier"), nil
+		default:
+			return mxerr.New(http.StatusBadRequest, "M_UNKNOWN", "Unsupported identifier type %s", dict.Identifier.Type), nil
 		}
-		name = dict.Identifier.User
 	}
 	if name != "" && s.qualify(name) != userID {
-		return mxerr.Forbidden("The identifier does not match the authenticated user")
+		return nil, mxerr.Forbidden("The authentication data does not match the authenticated user")
 	}
-	if err := s.verifyPassword(ctx, userID, dict.Password); err != nil {
-		if e, ok := mxerr.As(err); ok {
-			return e
-		}
-		return mxerr.Internal(err)
+	err := s.verifyPassword(ctx, userID, dict.Password)
+	if err == nil {
+		return nil, nil
 	}
-	return nil
+	e, ok := mxerr.As(err)
+	if !ok || e.Status == http.StatusTooManyRequests {
+		return nil, err
+	}
+	return e, nil
 }
 
 func stageOffered(flows []Flow, stage string) bool {

@@ -32,8 +32,9 @@ func (a *API) deactivate(r *http.Request, d *auth.Device) (any, error) {
 	if err := a.auth.Deactivate(r.Context(), d, req.Auth); err != nil {
 		return nil, err
 	}
-	// No identity server is ever contacted, so there is nothing to unbind.
-	return map[string]string{"id_server_unbind_result": "no-support"}, nil
+	// Accounts have no third-party identifiers here, so there is nothing to
+	// unbind, and the spec says the result must then be "success".
+	return map[string]string{"id_server_unbind_result": "success"}, nil
 }
 
 // getThreePIDs answers GET /account/3pid: accounts have no third-party

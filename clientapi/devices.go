@@ -64,7 +64,10 @@ func (a *API) updateDevice(r *http.Request, d *auth.Device) (any, error) {
 	return nil, err
 }
 
-// deleteDevice answers DELETE /devices/{deviceId}.
+// deleteDevice answers DELETE /devices/{deviceId}. Deleting a device that
+// does not exist (any more) succeeds, as the spec says ("or had been removed
+// previously") and Synapse does, so that a retried request is not an error;
+// user-interactive authentication is still required.
 func (a *API) deleteDevice(r *http.Request, d *auth.Device) (any, error) {
 	var req struct {
 		Auth json.RawMessage `json:"auth"`
@@ -73,11 +76,6 @@ func (a *API) deleteDevice(r *http.Request, d *auth.Device) (any, error) {
 		return nil, err
 	}
 	id := mux.Vars(r)["deviceId"]
-	if _, err := a.auth.Device(r.Context(), d.UserID, id); errors.Is(err, storage.ErrNotFound) {
-		return nil, mxerr.NotFound("Device not found")
-	} else if err != nil {
-		return nil, err
-	}
 	return nil, a.auth.DeleteDevices(r.Context(), d, "DELETE /devices/"+id, []string{id}, req.Auth)
 }
 

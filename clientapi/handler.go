@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -78,7 +80,9 @@ func accessToken(r *http.Request) string {
 }
 
 // decodeVars percent-decodes the path variables once, so handlers see
-// "@alice:example.org" rather than "%40alice%3Aexample.org".
+// "@alice:example.org" rather than "%40alice%3Aexample.org". A variable that
+// decodes to invalid UTF-8 or holds a NUL byte is 400 M_INVALID_PARAM: no
+// Matrix identifier contains either, and PostgreSQL refuses both in text.
 func decodeVars(r *http.Request) (*http.Request, error) {
 	vars := mux.Vars(r)
 	if len(vars) == 0 {
@@ -87,7 +91,7 @@ func decodeVars(r *http.Request) (*http.Request, error) {
 	decoded := make(map[string]string, len(vars))
 	for k, v := range vars {
 		d, err := url.PathUnescape(v)
-		if err != nil {
+		if err != nil || !utf8.ValidString(d) || strings.IndexByte(d, 0) >= 0 {
 			return r, mxerr.InvalidParam("Invalid %s in path", k)
 		}
 		decoded[k] = d
@@ -156,11 +160,25 @@ func readBody(r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
+// readJSON reads a request body that should be JSON. A body that is not
+// UTF-8 is 400 M_NOT_JSON (RFC 8259 JSON is UTF-8), so that no invalid text
+// reaches storage; whether it is JSON at all is for the caller to check.
+func readJSON(r *http.Request) ([]byte, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(body) {
+		return nil, mxerr.NotJSON("Content not JSON: not UTF-8")
+	}
+	return body, nil
+}
+
 // decodeJSON reads a JSON object from the body into v. A body that is not
 // JSON is 400 M_NOT_JSON; JSON of the wrong shape is 400 M_BAD_JSON. An empty
 // body counts as {} when allowEmpty is set.
 func decodeJSON(r *http.Request, v any, allowEmpty bool) error {
-	body, err := readBody(r)
+	body, err := readJSON(r)
 	if err != nil {
 		return err
 	}
@@ -173,12 +191,13 @@ func unmarshalObject(body []byte, v any, allowEmpty bool) error {
 	if len(body) == 0 && allowEmpty {
 		body = []byte("{}")
 	}
-	if !json.Valid(body) {
+	if !json.Valid(body) || !utf8.Valid(body) {
 		return mxerr.NotJSON("Content not JSON")
 	}
 	if body[0] != '{' {
 		return mxerr.BadJSON("Content must be a JSON object")
 	}
+	body = exactKeys(body, reflect.TypeOf(v))
 	if err := json.Unmarshal(body, v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
@@ -187,6 +206,129 @@ func unmarshalObject(body []byte, v any, allowEmpty bool) error {
 		return mxerr.BadJSON("Invalid JSON content")
 	}
 	return nil
+}
+
+// exactKeys returns the JSON value raw, to be decoded into a value of type t,
+// without the object keys that name a struct field only when case is ignored.
+// encoding/json matches keys case-insensitively, so {"Password": …} would
+// fill the field of "password"; in Matrix, as in JSON, keys are exact, and a
+// key of another case is an unknown key to ignore. Structs nested in fields,
+// slices and maps are handled the same way. raw is returned unchanged when it
+// has no such key.
+func exactKeys(raw []byte, t reflect.Type) []byte {
+	out, _ := dropInexactKeys(raw, t, 0)
+	return out
+}
+
+func dropInexactKeys(raw []byte, t reflect.Type, depth int) ([]byte, bool) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || depth > 32 || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) {
+		return raw, false
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil || obj == nil {
+			return raw, false
+		}
+		fields := jsonFields(t)
+		changed := false
+		for k, v := range obj {
+			if ft, ok := fields[k]; ok {
+				if nv, c := dropInexactKeys(v, ft, depth+1); c {
+					obj[k], changed = nv, true
+				}
+				continue
+			}
+			for name := range fields {
+				if strings.EqualFold(name, k) {
+					delete(obj, k)
+					changed = true
+					break
+				}
+			}
+		}
+		if !changed {
+			return raw, false
+		}
+		out, err := json.Marshal(obj)
+		if err != nil {
+			return raw, false
+		}
+		return out, true
+	case reflect.Slice, reflect.Array:
+		var items []json.RawMessage
+		if t.Elem().Kind() == reflect.Uint8 || json.Unmarshal(raw, &items) != nil {
+			return raw, false
+		}
+		changed := false
+		for i, it := range items {
+			if nv, c := dropInexactKeys(it, t.Elem(), depth+1); c {
+				items[i], changed = nv, true
+			}
+		}
+		if !changed {
+			return raw, false
+		}
+		out, err := json.Marshal(items)
+		return out, err == nil
+	case reflect.Map:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil || obj == nil {
+			return raw, false
+		}
+		changed := false
+		for k, v := range obj {
+			if nv, c := dropInexactKeys(v, t.Elem(), depth+1); c {
+				obj[k], changed = nv, true
+			}
+		}
+		if !changed {
+			return raw, false
+		}
+		out, err := json.Marshal(obj)
+		return out, err == nil
+	}
+	return raw, false
+}
+
+// jsonFields maps the JSON names of a struct's fields, as encoding/json sees
+// them (embedded structs included), to the fields' types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	fields := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		ft := f.Type
+		if f.Anonymous && name == "" {
+			et := ft
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				for k, v := range jsonFields(et) {
+					if _, ok := fields[k]; !ok {
+						fields[k] = v
+					}
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fields[name] = ft
+	}
+	return fields
 }
 
 // routeName is the path template of the matched route, for logs.

@@ -21,8 +21,10 @@ func (a *API) getLoginFlows(r *http.Request) (any, error) {
 type loginRequest struct {
 	Type        string          `json:"type"`
 	Identifier  json.RawMessage `json:"identifier"`
-	User        string          `json:"user"` // deprecated
-	Password    string          `json:"password"`
+	User        string          `json:"user"`    // deprecated
+	Medium      string          `json:"medium"`  // deprecated third-party login
+	Address     string          `json:"address"` // deprecated third-party login
+	Password    *string         `json:"password"`
 	DeviceID    string          `json:"device_id"`
 	DisplayName string          `json:"initial_device_display_name"`
 	Refresh     bool            `json:"refresh_token"`
@@ -56,22 +58,38 @@ func (a *API) login(r *http.Request) (any, error) {
 	if err := decodeJSON(r, &req, false); err != nil {
 		return nil, err
 	}
+	if req.Type == "" {
+		return nil, mxerr.MissingParam("type is required")
+	}
 	if req.Type != auth.StagePassword || !a.cfg.PasswordLogin.Enabled {
 		return nil, mxerr.New(http.StatusBadRequest, "M_UNKNOWN", "Unsupported login type %q", req.Type)
 	}
+	if req.Password == nil {
+		return nil, mxerr.MissingParam("password is required")
+	}
 	user := req.User
-	if len(req.Identifier) > 0 {
+	thirdParty := req.Medium != "" || req.Address != ""
+	if len(req.Identifier) > 0 && string(req.Identifier) != "null" {
 		var id auth.Identifier
 		if err := json.Unmarshal(req.Identifier, &id); err != nil {
-			return nil, mxerr.BadJSON("identifier must be an object")
+			return nil, mxerr.BadJSON("identifier must be an object with string fields")
 		}
-		if id.Type != "m.id.user" {
+		switch id.Type {
+		case "m.id.user":
+			user, thirdParty = id.User, false
+		case "m.id.thirdparty", "m.id.phone":
+			thirdParty = true
+		default:
 			return nil, mxerr.New(http.StatusBadRequest, "M_UNKNOWN", "Unsupported identifier type %q", id.Type)
 		}
-		user = id.User
+	}
+	if thirdParty {
+		// No account has a third-party identifier (e-mail, phone) here,
+		// and an unknown one is a failed login (403).
+		return nil, mxerr.Forbidden("Invalid username or password")
 	}
 	t, err := a.auth.LoginPassword(r.Context(), auth.LoginRequest{
-		User: user, Password: req.Password, DeviceID: req.DeviceID, DisplayName: req.DisplayName, Refresh: req.Refresh,
+		User: user, Password: *req.Password, DeviceID: req.DeviceID, DisplayName: req.DisplayName, Refresh: req.Refresh,
 	})
 	if err != nil {
 		return nil, err

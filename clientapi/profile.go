@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/gorilla/mux"
@@ -40,28 +41,37 @@ func (a *API) getAvatarURL(r *http.Request, d *auth.Device) (any, error) {
 
 // setDisplayName answers PUT /profile/{userId}/displayname.
 func (a *API) setDisplayName(r *http.Request, d *auth.Device) (any, error) {
-	var req struct {
-		DisplayName *string `json:"displayname"`
-	}
-	if err := decodeJSON(r, &req, false); err != nil {
+	name, err := profileField(r, "displayname")
+	if err != nil {
 		return nil, err
 	}
-	if req.DisplayName == nil {
-		return nil, mxerr.MissingParam("displayname is required")
-	}
-	return nil, a.account.SetDisplayName(r.Context(), d.UserID, mux.Vars(r)["userId"], *req.DisplayName)
+	return nil, a.account.SetDisplayName(r.Context(), d.UserID, mux.Vars(r)["userId"], name)
 }
 
 // setAvatarURL answers PUT /profile/{userId}/avatar_url.
 func (a *API) setAvatarURL(r *http.Request, d *auth.Device) (any, error) {
-	var req struct {
-		AvatarURL *string `json:"avatar_url"`
-	}
-	if err := decodeJSON(r, &req, false); err != nil {
+	url, err := profileField(r, "avatar_url")
+	if err != nil {
 		return nil, err
 	}
-	if req.AvatarURL == nil {
-		return nil, mxerr.MissingParam("avatar_url is required")
+	return nil, a.account.SetAvatarURL(r.Context(), d.UserID, mux.Vars(r)["userId"], url)
+}
+
+// profileField reads the string field key from a profile PUT body. A missing
+// key is 400 M_MISSING_PARAM; null or any other non-string is 400 M_BAD_JSON
+// (spec v1.16: servers may reject null, and "" clears the field instead).
+func profileField(r *http.Request, key string) (string, error) {
+	var req map[string]json.RawMessage
+	if err := decodeJSON(r, &req, false); err != nil {
+		return "", err
 	}
-	return nil, a.account.SetAvatarURL(r.Context(), d.UserID, mux.Vars(r)["userId"], *req.AvatarURL)
+	raw, ok := req[key]
+	if !ok {
+		return "", mxerr.MissingParam("%s is required", key)
+	}
+	var v string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+		return "", mxerr.BadJSON("%s must be a string", key)
+	}
+	return v, nil
 }

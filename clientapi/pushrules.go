@@ -67,7 +67,7 @@ func (a *API) getPushRuleActions(r *http.Request, d *auth.Device) (any, error) {
 
 // putPushRule answers PUT /pushrules/global/{kind}/{ruleId}.
 func (a *API) putPushRule(r *http.Request, d *auth.Device) (any, error) {
-	body, err := readBody(r)
+	body, err := readJSON(r)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func (a *API) deletePushRule(r *http.Request, d *auth.Device) (any, error) {
 
 // setPushRuleEnabled answers PUT /pushrules/global/{kind}/{ruleId}/enabled.
 func (a *API) setPushRuleEnabled(r *http.Request, d *auth.Device) (any, error) {
-	body, err := readBody(r)
+	body, err := readJSON(r)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (a *API) setPushRuleEnabled(r *http.Request, d *auth.Device) (any, error) {
 
 // setPushRuleActions answers PUT /pushrules/global/{kind}/{ruleId}/actions.
 func (a *API) setPushRuleActions(r *http.Request, d *auth.Device) (any, error) {
-	body, err := readBody(r)
+	body, err := readJSON(r)
 	if err != nil {
 		return nil, err
 	}

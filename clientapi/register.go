@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"net"
 	"net/http"
 
 	"github.com/aula-chat/aula/auth"
@@ -19,6 +20,7 @@ func (a *API) register(r *http.Request) (any, error) {
 	if err := decodeJSON(r, &req, true); err != nil {
 		return nil, err
 	}
+	req.ClientIP = remoteHost(r)
 	t, err := a.auth.Register(r.Context(), req)
 	if err != nil {
 		return nil, err
@@ -51,7 +53,22 @@ func (a *API) registrationTokenValidity(r *http.Request) (any, error) {
 	if token == "" {
 		return nil, mxerr.MissingParam("token is required")
 	}
-	return map[string]bool{"valid": a.auth.RegistrationTokenValid(token)}, nil
+	valid, err := a.auth.RegistrationTokenValid(token, remoteHost(r))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]bool{"valid": valid}, nil
+}
+
+// remoteHost is the address the request came from, for rate limits. Behind
+// a reverse proxy it is the proxy's, so limits then apply to all clients
+// together.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // sharedSecretNonce answers GET /_synapse/admin/v1/register.

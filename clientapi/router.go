@@ -3,6 +3,7 @@ package clientapi
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -52,6 +53,10 @@ func (a *API) routes() *mux.Router {
 		writeJSON(w, http.StatusNotFound, mxerr.Unrecognized(http.StatusNotFound, "Unrecognized request").Body())
 	})))
 	root.MethodNotAllowedHandler = a.withAccessLog(withCORS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// HTTP requires a 405 to say which methods the resource has.
+		if allow := allowedMethods(root, r); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
 		writeJSON(w, http.StatusMethodNotAllowed, mxerr.Unrecognized(http.StatusMethodNotAllowed, "Unrecognized request method").Body())
 	})))
 	root.Use(a.withAccessLog, withCORS, a.withRecover, a.withBodyLimit)
@@ -126,6 +131,24 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/pushrules/global/{kind}/{ruleId}/actions", a.authed(a.setPushRuleActions)).Methods("PUT")
 
 	return root
+}
+
+// allowedMethods lists the methods the route table serves for r's path, for
+// the Allow header of a 405; OPTIONS is answered for every path.
+func allowedMethods(router *mux.Router, r *http.Request) string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) == 0 {
+		return ""
+	}
+	return strings.Join(append(allowed, http.MethodOptions), ", ")
 }
 
 // prefixed registers routes under a path prefix on the root router.

@@ -49,7 +49,7 @@ func (db *DB) putFilter(ctx context.Context, userID string, filterJSON []byte) (
 // Filter returns a stored filter, or ErrNotFound.
 func (db *DB) Filter(ctx context.Context, userID, filterID string) ([]byte, error) {
 	id, err := strconv.ParseInt(filterID, 10, 64)
-	if err != nil {
+	if err != nil || strconv.FormatInt(id, 10) != filterID { // "01" and "+1" are not IDs we gave out
 		return nil, ErrNotFound
 	}
 	var f string
