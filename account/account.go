@@ -11,9 +11,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/aula-chat/aula/internal/ids"
 	"github.com/aula-chat/aula/internal/mxerr"
 	"github.com/aula-chat/aula/storage"
-	"github.com/aula-chat/aula/syncapi"
 )
 
 // Limits on profile fields, as Synapse applies them.
@@ -40,7 +40,7 @@ type Profile struct {
 // Profile returns a user's profile; a malformed user ID is 400
 // M_INVALID_PARAM, unknown and deactivated users are 404 M_NOT_FOUND.
 func (s *Service) Profile(ctx context.Context, userID string) (Profile, error) {
-	if !syncapi.ValidUserID(userID) {
+	if !ids.ValidUserID(userID) {
 		return Profile{}, mxerr.InvalidParam("%q is not a valid user ID", userID)
 	}
 	u, err := s.db.User(ctx, userID)
@@ -142,7 +142,7 @@ func checkAccountDataKey(roomID, typ string) error {
 	if typ == "" || len(typ) > maxTypeLen {
 		return mxerr.InvalidParam("Invalid account data type")
 	}
-	if roomID != "" && (len(roomID) > 255 || !syncapi.ValidRoomID(roomID)) {
+	if roomID != "" && (len(roomID) > 255 || !ids.ValidRoomID(roomID)) {
 		return mxerr.InvalidParam("%q is not a valid room ID", roomID)
 	}
 	return nil

@@ -89,7 +89,10 @@ func (s *Service) CreateAccount(ctx context.Context, localpart, password string,
 		}
 	}
 	userID := s.UserID(localpart)
-	err := s.db.CreateUser(ctx, storage.User{UserID: userID, Localpart: localpart, PasswordHash: hash, IsAdmin: admin, UserType: userType})
+	err := s.db.CreateUser(ctx, storage.User{
+		UserID: userID, Localpart: localpart, PasswordHash: hash, IsAdmin: admin, UserType: userType,
+		DisplayName: localpart, // as Synapse does; clients show it until the user picks a name
+	})
 	if errors.Is(err, storage.ErrConflict) {
 		return "", mxerr.UserInUse()
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -112,6 +113,9 @@ func (a *API) writeResult(w http.ResponseWriter, r *http.Request, res any, err e
 		}
 		if e.Status >= 500 {
 			a.log.ErrorContext(r.Context(), "request failed", "route", routeName(r), "err", err)
+		}
+		if ms, ok := e.Extra["retry_after_ms"].(int64); ok && e.Status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", strconv.FormatInt((ms+999)/1000, 10)) // whole seconds, rounded up
 		}
 		writeJSON(w, e.Status, e.Body())
 		return

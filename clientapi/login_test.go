@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -214,6 +215,10 @@ func auRetryAfter(t *testing.T, what string, r *apitest.Response) time.Duration 
 	ms, ok := r.JSON["retry_after_ms"].(float64)
 	if !ok || ms <= 0 {
 		t.Fatalf("%s: 429 without a positive retry_after_ms: %s", what, r.Body)
+	}
+	// Retry-After (spec v1.10) carries the same wait in whole seconds, rounded up.
+	if got, want := r.Header.Get("Retry-After"), strconv.Itoa(int((ms+999)/1000)); got != want {
+		t.Errorf("%s: Retry-After = %q, want %q (retry_after_ms %v)", what, got, want, ms)
 	}
 	return time.Duration(ms) * time.Millisecond
 }

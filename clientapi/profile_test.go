@@ -13,11 +13,10 @@ func TestProfileRoundTrip(t *testing.T) {
 		bob := s.Register("bob", "correct horse battery")
 		prof := func(u string) string { return "/_matrix/client/v3/profile/" + confEsc(u) }
 
-		// A new account has no profile fields: the profile is {} and each
-		// field is 404 M_NOT_FOUND (spec v1.16: "no profile field with this
-		// key for this user").
-		confJSONEq(t, s.Do("GET", prof(alice.ID), alice.Token, nil).Expect(t, 200, "").Body, `{}`)
-		confExpectError(t, "unset displayname", s.Do("GET", prof(alice.ID)+"/displayname", alice.Token, nil), 404, "M_NOT_FOUND")
+		// A new account's display name is its localpart (as in Synapse);
+		// an unset field is 404 M_NOT_FOUND (spec v1.16: "no profile field
+		// with this key for this user").
+		confJSONEq(t, s.Do("GET", prof(alice.ID), alice.Token, nil).Expect(t, 200, "").Body, `{"displayname":"alice"}`)
 		confExpectError(t, "unset avatar", s.Do("GET", prof(alice.ID)+"/avatar_url", alice.Token, nil), 404, "M_NOT_FOUND")
 
 		// Set both; PUT answers {}.
@@ -40,8 +39,8 @@ func TestProfileRoundTrip(t *testing.T) {
 			strings.Contains(string(s.Do("GET", prof(alice.ID), bob.Token, nil).Body), `\u003c`) {
 			t.Errorf("profile escaped: %s", r.Body)
 		}
-		// Bob's profile is still empty; the r0 path serves the same data.
-		confJSONEq(t, s.Do("GET", prof(bob.ID), alice.Token, nil).Expect(t, 200, "").Body, `{}`)
+		// Bob's profile is unchanged; the r0 path serves the same data.
+		confJSONEq(t, s.Do("GET", prof(bob.ID), alice.Token, nil).Expect(t, 200, "").Body, `{"displayname":"bob"}`)
 		confJSONEq(t, s.Do("GET", "/_matrix/client/r0/profile/"+confEsc(alice.ID)+"/displayname", bob.Token, nil).
 			Expect(t, 200, "").Body, `{"displayname":"Alice <Liddell> & Co 🐇"}`)
 
@@ -92,7 +91,7 @@ func TestProfileErrors(t *testing.T) {
 			confExpectError(t, "PUT avatar of "+u,
 				s.Do("PUT", prof(u)+"/avatar_url", alice.Token, map[string]string{"avatar_url": "mxc://aula.test/evil"}), 403, "M_FORBIDDEN")
 		}
-		confJSONEq(t, s.Do("GET", prof(bob.ID), bob.Token, nil).Expect(t, 200, "").Body, `{}`)
+		confJSONEq(t, s.Do("GET", prof(bob.ID), bob.Token, nil).Expect(t, 200, "").Body, `{"displayname":"bob"}`)
 
 		// Missing field.
 		for _, body := range []string{`{}`, `{"displayName":"x"}`, `{"avatar_url":"mxc://a/b"}`} {

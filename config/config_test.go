@@ -730,44 +730,6 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestValidServerName(t *testing.T) {
-	tests := []struct {
-		name string
-		ok   bool
-	}{
-		{"example.org", true},
-		{"example.org:8448", true},
-		{"localhost", true},
-		{"Chat-1.Uni.Example", true},
-		{"1.2.3.4", true},
-		{"1.2.3.4:8448", true},
-		{"[::1]", true},
-		{"[::1]:8448", true},
-		{"[2001:db8::1]:1", true},
-		{"", false},
-		{"a b", false},
-		{"bad name!", false},
-		{"ex:ample:1", false},
-		{"host:99999999", false},
-		{"host:", false},
-		{"host:80a", false},
-		{":8448", false},
-		{"::1", false},
-		{"[::1", false},
-		{"[::1]:", false},
-		{"[not-ip]", false},
-		{"[1.2.3.4]", false},
-		{"ex_ample.org", false},
-		{"münchen.de", false},
-		{strings.Repeat("a", 256), false},
-	}
-	for _, tt := range tests {
-		if got := validServerName(tt.name); got != tt.ok {
-			t.Errorf("validServerName(%q) = %v, want %v", tt.name, got, tt.ok)
-		}
-	}
-}
-
 func TestDev(t *testing.T) {
 	c := Dev()
 	if c.ServerName != "localhost" {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/aula-chat/aula/internal/ids"
 	"net"
 	"net/url"
 	"slices"
@@ -32,7 +33,7 @@ func (c *Config) Validate() error {
 	}
 	if c.ServerName == "" {
 		bad("server_name", "must be set (the domain of user IDs, e.g. chat.uni.example)")
-	} else if !validServerName(c.ServerName) {
+	} else if !ids.ValidServerName(c.ServerName) {
 		bad("server_name", "%q is not a valid server name (a host name with an optional :port)", c.ServerName)
 	}
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
@@ -93,28 +94,4 @@ func (c *Config) Validate() error {
 		return &Error{Problems: p}
 	}
 	return nil
-}
-
-// validServerName accepts a DNS name, IPv4 address or bracketed IPv6
-// address, each with an optional port, as the spec's server-name grammar.
-func validServerName(s string) bool {
-	host, port := s, ""
-	if i := strings.LastIndex(s, ":"); i >= 0 && !strings.HasSuffix(s, "]") {
-		host, port = s[:i], s[i+1:]
-		if port == "" || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
-			return false
-		}
-	}
-	if strings.HasPrefix(host, "[") { // only IPv6 addresses are bracketed
-		return strings.HasSuffix(host, "]") && strings.Contains(host, ":") && net.ParseIP(host[1:len(host)-1]) != nil
-	}
-	if host == "" || len(host) > 255 {
-		return false
-	}
-	for _, r := range host {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
 }

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/aula-chat/aula/internal/ids"
 	"github.com/aula-chat/aula/internal/mxerr"
 )
 
@@ -108,8 +108,8 @@ func ParseFilter(raw []byte) (*Filter, error) {
 	}
 	room := d.object(top, "room")
 	f.Room = RoomFilter{
-		NotRooms:     d.list(room, "not_rooms", validRoomID, "room ID"),
-		Rooms:        d.list(room, "rooms", validRoomID, "room ID"),
+		NotRooms:     d.list(room, "not_rooms", ids.ValidRoomID, "room ID"),
+		Rooms:        d.list(room, "rooms", ids.ValidRoomID, "room ID"),
 		Ephemeral:    d.roomEventFilter(d.object(room, "ephemeral")),
 		IncludeLeave: isTrue(d.boolean(room, "include_leave")),
 		State:        d.roomEventFilter(d.object(room, "state")),
@@ -398,9 +398,9 @@ func parseLimit(num string) (int, bool) {
 func (d *decoder) eventFilter(o object) EventFilter {
 	return EventFilter{
 		Limit:      d.limit(o, "limit"),
-		NotSenders: d.list(o, "not_senders", validUserID, "user ID"),
+		NotSenders: d.list(o, "not_senders", ids.ValidUserID, "user ID"),
 		NotTypes:   d.list(o, "not_types", nil, ""),
-		Senders:    d.list(o, "senders", validUserID, "user ID"),
+		Senders:    d.list(o, "senders", ids.ValidUserID, "user ID"),
 		Types:      d.list(o, "types", nil, ""),
 	}
 }
@@ -408,8 +408,8 @@ func (d *decoder) eventFilter(o object) EventFilter {
 func (d *decoder) roomEventFilter(o object) RoomEventFilter {
 	f := RoomEventFilter{
 		EventFilter: d.eventFilter(o),
-		NotRooms:    d.list(o, "not_rooms", validRoomID, "room ID"),
-		Rooms:       d.list(o, "rooms", validRoomID, "room ID"),
+		NotRooms:    d.list(o, "not_rooms", ids.ValidRoomID, "room ID"),
+		Rooms:       d.list(o, "rooms", ids.ValidRoomID, "room ID"),
 		ContainsURL: d.boolean(o, "contains_url"),
 	}
 	f.LazyLoadMembers = isTrue(d.boolean(o, "lazy_load_members"))
@@ -430,72 +430,4 @@ func kind(v []byte) byte {
 		return 0
 	}
 	return v[0]
-}
-
-// validUserID checks the shape Synapse checks: "@", a localpart without ":",
-// ":" and a valid server name. Historical localparts are accepted.
-func validUserID(s string) bool {
-	local, server, ok := strings.Cut(s, ":")
-	return ok && strings.HasPrefix(local, "@") && validServerName(server)
-}
-
-// validRoomID accepts "!opaque:server" (room versions before 12) and "!"
-// followed by 43 unpadded URL-safe base64 characters (version 12 on).
-func validRoomID(s string) bool {
-	rest, ok := strings.CutPrefix(s, "!")
-	if !ok {
-		return false
-	}
-	if local, server, ok := strings.Cut(rest, ":"); ok {
-		return !strings.ContainsRune(local, 0) && validServerName(server)
-	}
-	if len(rest) != 43 {
-		return false
-	}
-	for _, c := range []byte(rest) {
-		if !isAlnum(c) && c != '-' && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
-// validServerName checks the spec's server_name grammar: a DNS name, an IPv4
-// address or a bracketed IPv6 address, then optionally ":" and 1-5 digits.
-// Like Synapse it also rejects empty DNS labels.
-func validServerName(s string) bool {
-	host := s
-	if i := strings.LastIndexByte(s, ':'); i >= 0 && !strings.HasSuffix(s, "]") {
-		host = s[:i]
-		port := s[i+1:]
-		if len(port) < 1 || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
-			return false
-		}
-	}
-	if inner, ok := strings.CutPrefix(host, "["); ok {
-		inner, ok = strings.CutSuffix(inner, "]")
-		if !ok || len(inner) < 2 || len(inner) > 45 || strings.Trim(inner, "0123456789abcdefABCDEF:.") != "" {
-			return false
-		}
-		addr, err := netip.ParseAddr(inner)
-		return err == nil && addr.Is6()
-	}
-	if len(host) == 0 || len(host) > 255 {
-		return false
-	}
-	for label := range strings.SplitSeq(host, ".") {
-		if label == "" {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !isAlnum(c) && c != '-' {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }

@@ -46,12 +46,3 @@ func (s *Service) Filter(ctx context.Context, requester, userID, filterID string
 	}
 	return f, err
 }
-
-// ValidRoomID reports whether s has the grammar of a room ID: "!opaque:server"
-// (room versions before 12) or "!" and 43 characters of unpadded URL-safe
-// base64 (version 12 on), as filters check them.
-func ValidRoomID(s string) bool { return validRoomID(s) }
-
-// ValidUserID reports whether s has the grammar of a user ID, historical
-// localparts included, as filters check them.
-func ValidUserID(s string) bool { return validUserID(s) }
