@@ -12,6 +12,7 @@ import (
 	"github.com/aula-chat/aula/config"
 	"github.com/aula-chat/aula/internal/mxerr"
 	"github.com/aula-chat/aula/push"
+	"github.com/aula-chat/aula/roomserver"
 	"github.com/aula-chat/aula/syncapi"
 )
 
@@ -23,6 +24,7 @@ type API struct {
 	account *account.Service
 	push    *push.Service
 	sync    *syncapi.Service
+	rooms   *roomserver.Server
 	router  *mux.Router
 }
 
@@ -32,11 +34,12 @@ type Services struct {
 	Account *account.Service
 	Push    *push.Service
 	Sync    *syncapi.Service
+	Rooms   *roomserver.Server
 }
 
 // New builds the HTTP handler for the whole server.
 func New(cfg *config.Config, log *slog.Logger, s Services) *API {
-	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync}
+	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync, rooms: s.Rooms}
 	a.router = a.routes()
 	return a
 }
@@ -129,6 +132,29 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/pushrules/global/{kind}/{ruleId}/enabled", a.authed(a.setPushRuleEnabled)).Methods("PUT")
 	v3.Handle("/pushrules/global/{kind}/{ruleId}/actions", a.authed(a.getPushRuleActions)).Methods("GET")
 	v3.Handle("/pushrules/global/{kind}/{ruleId}/actions", a.authed(a.setPushRuleActions)).Methods("PUT")
+
+	// Rooms (rooms.go).
+	v3.Handle("/createRoom", a.authed(a.createRoom)).Methods("POST")
+	v3.Handle("/joined_rooms", a.authed(a.getJoinedRooms)).Methods("GET")
+	v3.Handle("/join/{roomIdOrAlias}", a.authed(a.joinRoom)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/join", a.authed(a.joinRoom)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/leave", a.authed(a.leaveRoom)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/forget", a.authed(a.forgetRoom)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/invite", a.authed(a.inviteUser)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/kick", a.authed(a.kickUser)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/ban", a.authed(a.banUser)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/unban", a.authed(a.unbanUser)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/send/{eventType}/{txnId}", a.authed(a.sendMessage)).Methods("PUT")
+	v3.Handle("/rooms/{roomId}/redact/{eventId}/{txnId}", a.authed(a.redactEvent)).Methods("PUT")
+	v3.Handle("/rooms/{roomId}/state", a.authed(a.getState)).Methods("GET")
+	v3.Handle("/rooms/{roomId}/state/{eventType}", a.authed(a.getStateEvent)).Methods("GET")
+	v3.Handle("/rooms/{roomId}/state/{eventType}", a.authed(a.setState)).Methods("PUT")
+	v3.Handle("/rooms/{roomId}/state/{eventType}/{stateKey:[^/]*}", a.authed(a.getStateEvent)).Methods("GET")
+	v3.Handle("/rooms/{roomId}/state/{eventType}/{stateKey:[^/]*}", a.authed(a.setState)).Methods("PUT")
+	v3.Handle("/rooms/{roomId}/event/{eventId}", a.authed(a.getEvent)).Methods("GET")
+	v3.Handle("/rooms/{roomId}/members", a.authed(a.getMembers)).Methods("GET")
+	v3.Handle("/rooms/{roomId}/joined_members", a.authed(a.getJoinedMembers)).Methods("GET")
+	v3.Handle("/rooms/{roomId}/messages", a.authed(a.getMessages)).Methods("GET")
 
 	return root
 }

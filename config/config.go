@@ -27,6 +27,8 @@ type Config struct {
 	Database string `yaml:"database"`
 	// DataDir holds the SQLite database, keys and media.
 	DataDir string `yaml:"data_dir"`
+	// SigningKeyPath is the file holding the server's ed25519 signing key.
+	SigningKeyPath string `yaml:"signing_key_path"`
 
 	Registration  Registration  `yaml:"registration"`
 	PasswordLogin PasswordLogin `yaml:"password_login"`
@@ -277,6 +279,9 @@ func expected(f reflect.Value) string {
 func (c *Config) fillDerived() {
 	if c.Database == "" && c.DataDir != "" {
 		c.Database = "sqlite:" + filepath.Join(c.DataDir, "aula.db")
+	}
+	if c.SigningKeyPath == "" && c.DataDir != "" {
+		c.SigningKeyPath = filepath.Join(c.DataDir, "signing.key")
 	}
 	if c.PublicBaseURL == "" && c.Listen != "" {
 		c.PublicBaseURL = listenURL(c.Listen)

@@ -119,7 +119,7 @@ func TestGenerate(t *testing.T) {
 			// Apart from what the options and the secret set, the file
 			// holds the defaults.
 			d := Default()
-			d.ServerName, d.Listen, d.PublicBaseURL, d.DataDir, d.Database = c.ServerName, c.Listen, c.PublicBaseURL, c.DataDir, c.Database
+			d.ServerName, d.Listen, d.PublicBaseURL, d.DataDir, d.Database, d.SigningKeyPath = c.ServerName, c.Listen, c.PublicBaseURL, c.DataDir, c.Database, c.SigningKeyPath
 			d.Registration.SharedSecret = c.Registration.SharedSecret
 			d.Registration.Tokens = []string{}
 			if !reflect.DeepEqual(c, d) {
@@ -486,6 +486,7 @@ func TestLoad(t *testing.T) {
 			want: func(c *Config) {
 				c.ServerName = "chat.uni.example"
 				c.Database = "sqlite:aula-data/aula.db"
+				c.SigningKeyPath = "aula-data/signing.key"
 				c.PublicBaseURL = "http://localhost:8008/"
 			},
 		},
@@ -496,6 +497,7 @@ func TestLoad(t *testing.T) {
 			want: func(c *Config) {
 				c.ServerName = "chat.uni.example"
 				c.Database = "sqlite:aula-data/aula.db"
+				c.SigningKeyPath = "aula-data/signing.key"
 				c.PublicBaseURL = "http://localhost:8008/"
 			},
 		},
@@ -507,6 +509,7 @@ func TestLoad(t *testing.T) {
 				c.Listen = ":8008"
 				c.DataDir = "/srv/aula"
 				c.Database = "sqlite:/srv/aula/aula.db"
+				c.SigningKeyPath = "/srv/aula/signing.key"
 				c.PublicBaseURL = "http://localhost:8008/"
 				c.Login.AccessTokenLifetime = Duration(time.Hour)
 			},
@@ -522,6 +525,7 @@ func TestLoad(t *testing.T) {
 				c.ServerName = "chat.uni.example"
 				c.PublicBaseURL = "https://matrix.uni.example/"
 				c.Database = "postgres://aula@db/aula"
+				c.SigningKeyPath = "aula-data/signing.key"
 				c.Registration.Enabled = true
 			},
 		},

@@ -117,6 +117,11 @@ public_baseurl: {{printf "%q" .PublicBaseURL}}
 # Directory for the SQLite database, the signing key and media files.
 data_dir: {{printf "%q" .DataDir}}
 
+# The server's ed25519 key that signs every room event. It is created on
+# first start if missing (empty: signing.key in data_dir). Back it up with
+# the database.
+signing_key_path: ""
+
 # The database: "sqlite:PATH" (embedded, fine for a few hundred users) or a
 # PostgreSQL URL such as postgres://aula:secret@localhost/aula?sslmode=disable.
 database: {{printf "%q" .Database}}

@@ -54,6 +54,9 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "must be set")
 	}
+	if c.SigningKeyPath == "" {
+		bad("signing_key_path", "must be set (default: signing.key in data_dir)")
+	}
 	if c.Registration.SharedSecret != "" && len(c.Registration.SharedSecret) < 16 {
 		bad("registration.shared_secret", "is too short: use at least 16 random characters")
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ func Config(t testing.TB, dsn string) *config.Config {
 	c := config.Default()
 	c.ServerName = ServerName
 	c.DataDir = t.TempDir()
+	c.SigningKeyPath = filepath.Join(c.DataDir, "signing.key")
 	c.Database = dsn
 	c.PublicBaseURL = "https://" + ServerName + "/"
 	c.Registration.Enabled = true

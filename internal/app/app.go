@@ -21,6 +21,7 @@ import (
 	"github.com/aula-chat/aula/clientapi"
 	"github.com/aula-chat/aula/config"
 	"github.com/aula-chat/aula/push"
+	"github.com/aula-chat/aula/roomserver"
 	"github.com/aula-chat/aula/storage"
 	"github.com/aula-chat/aula/syncapi"
 )
@@ -57,11 +58,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		db.Close()
 		return nil, err
 	}
+	key, err := roomserver.LoadOrCreateSigningKey(cfg.SigningKeyPath)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	api := clientapi.New(cfg, log, clientapi.Services{
 		Auth:    authSvc,
 		Account: account.New(db),
 		Push:    push.NewService(db),
 		Sync:    syncapi.New(db),
+		Rooms:   roomserver.New(db, cfg, key, log),
 	})
 	return &App{Config: cfg, DB: db, Auth: authSvc, Handler: api, log: log}, nil
 }

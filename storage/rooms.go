@@ -1,0 +1,420 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// NewRoom is a room being created together with its first events.
+type NewRoom struct {
+	RoomID  string
+	Version string
+	Creator string
+	Alias   string // optional alias to reserve for the room
+}
+
+// NewEvent is an event to persist. JSON is stored exactly as given.
+type NewEvent struct {
+	EventID    string
+	RoomID     string
+	Type       string
+	StateKey   *string
+	Sender     string
+	OriginTS   int64
+	Depth      int64
+	JSON       []byte
+	Membership string // content.membership of m.room.member events
+
+	// Txn, when UserID is set, records the transaction ID that created it.
+	Txn Txn
+
+	// Redacts and RedactedJSON, when set, replace the JSON of the redacted
+	// event (in the same room) with its redacted form.
+	Redacts      string
+	RedactedJSON []byte
+}
+
+// Txn identifies a client transaction: PUT /send from one device.
+type Txn struct {
+	UserID   string
+	DeviceID string
+	TxnID    string
+}
+
+// Event is a stored event.
+type Event struct {
+	StreamPos  int64
+	Depth      int64
+	EventID    string
+	RoomID     string
+	Type       string
+	StateKey   *string
+	Sender     string
+	JSON       []byte
+	RedactedBy string
+}
+
+// RoomInfo is what the room server needs to append to a room.
+type RoomInfo struct {
+	RoomID        string
+	Version       string
+	Creator       string
+	LatestEventID string
+	LatestDepth   int64
+}
+
+// PersistEvents stores events of one room, in order, in one transaction:
+// it creates the room first when room is not nil, gives each event the
+// next stream position, moves the room's latest event, updates the state
+// intervals and records transaction IDs. The caller (the room server) holds
+// the room's lock, so depths follow the stored latest depth. It returns the
+// stream positions.
+func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEvent) ([]int64, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	positions := make([]int64, 0, len(events))
+	err := db.inTx(ctx, func(tx *Tx) error {
+		positions = positions[:0]
+		now := nowMS()
+		if room != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rooms (room_id, room_version, creator, created_ts, latest_event_id, latest_depth)
+				VALUES ($1, $2, $3, $4, '', 0)`, room.RoomID, room.Version, room.Creator, now); err != nil {
+				if isUniqueViolation(err) {
+					return ErrConflict
+				}
+				return fmt.Errorf("storage: create room %s: %w", room.RoomID, err)
+			}
+			if room.Alias != "" {
+				if err := insertAlias(ctx, tx, room.Alias, room.RoomID, room.Creator, now); err != nil {
+					return err
+				}
+			}
+		}
+		for _, ev := range events {
+			pos, err := nextStreamPos(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO events
+				(stream_pos, event_id, room_id, depth, type, state_key, sender, origin_server_ts, json)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				pos, ev.EventID, ev.RoomID, ev.Depth, ev.Type, nullStringPtr(ev.StateKey), ev.Sender, ev.OriginTS, string(ev.JSON)); err != nil {
+				if isUniqueViolation(err) {
+					return ErrConflict
+				}
+				return fmt.Errorf("storage: insert event %s: %w", ev.EventID, err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE rooms SET latest_event_id = $2, latest_depth = $3 WHERE room_id = $1`,
+				ev.RoomID, ev.EventID, ev.Depth); err != nil {
+				return fmt.Errorf("storage: advance room %s: %w", ev.RoomID, err)
+			}
+			if ev.StateKey != nil {
+				if err := updateState(ctx, tx, ev); err != nil {
+					return err
+				}
+			}
+			if ev.Txn.UserID != "" {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id, created_ts)
+					VALUES ($1, $2, $3, $4, $5)`, ev.Txn.UserID, ev.Txn.DeviceID, ev.Txn.TxnID, ev.EventID, now); err != nil {
+					return fmt.Errorf("storage: record transaction: %w", err)
+				}
+			}
+			if ev.Redacts != "" && ev.RedactedJSON != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE events SET json = $3, redacted_by = $2
+					WHERE event_id = $1 AND room_id = $4`, ev.Redacts, ev.EventID, string(ev.RedactedJSON), ev.RoomID); err != nil {
+					return fmt.Errorf("storage: redact %s: %w", ev.Redacts, err)
+				}
+			}
+			if ev.Type == "m.room.member" && ev.StateKey != nil && ev.Membership == "join" {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2`,
+					*ev.StateKey, ev.RoomID); err != nil {
+					return fmt.Errorf("storage: unforget room: %w", err)
+				}
+			}
+			positions = append(positions, pos)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return positions, nil
+}
+
+// updateState closes the interval of the state the event replaces and
+// opens the event's own.
+func updateState(ctx context.Context, tx *Tx, ev NewEvent) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE room_state SET to_depth = $4
+		WHERE room_id = $1 AND type = $2 AND state_key = $3 AND to_depth IS NULL`,
+		ev.RoomID, ev.Type, *ev.StateKey, ev.Depth); err != nil {
+		return fmt.Errorf("storage: close state interval: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO room_state (room_id, type, state_key, event_id, membership, from_depth)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		ev.RoomID, ev.Type, *ev.StateKey, ev.EventID, nullString(ev.Membership), ev.Depth); err != nil {
+		return fmt.Errorf("storage: open state interval: %w", err)
+	}
+	return nil
+}
+
+// Room returns a room's version and latest event, or ErrNotFound.
+func (db *DB) Room(ctx context.Context, roomID string) (RoomInfo, error) {
+	var r RoomInfo
+	err := db.read.QueryRowContext(ctx, `SELECT room_id, room_version, creator, latest_event_id, latest_depth
+		FROM rooms WHERE room_id = $1`, roomID).Scan(&r.RoomID, &r.Version, &r.Creator, &r.LatestEventID, &r.LatestDepth)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RoomInfo{}, ErrNotFound
+	}
+	if err != nil {
+		return RoomInfo{}, fmt.Errorf("storage: room %s: %w", roomID, err)
+	}
+	return r, nil
+}
+
+const eventColumns = `e.stream_pos, e.depth, e.event_id, e.room_id, e.type, e.state_key, e.sender, e.json, e.redacted_by`
+
+func scanEvent(s interface{ Scan(...any) error }) (Event, error) {
+	var ev Event
+	var sk, redactedBy sql.NullString
+	var js string
+	if err := s.Scan(&ev.StreamPos, &ev.Depth, &ev.EventID, &ev.RoomID, &ev.Type, &sk, &ev.Sender, &js, &redactedBy); err != nil {
+		return Event{}, err
+	}
+	if sk.Valid {
+		k := sk.String
+		ev.StateKey = &k
+	}
+	ev.JSON, ev.RedactedBy = []byte(js), redactedBy.String
+	return ev, nil
+}
+
+func collectEvents(rows *sql.Rows, err error) ([]Event, error) {
+	if err != nil {
+		return nil, fmt.Errorf("storage: query events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		ev, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("storage: scan event: %w", err)
+		}
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// Event returns one event by ID, or ErrNotFound.
+func (db *DB) Event(ctx context.Context, eventID string) (Event, error) {
+	ev, err := scanEvent(db.read.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM events e WHERE e.event_id = $1`, eventID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Event{}, ErrNotFound
+	}
+	if err != nil {
+		return Event{}, fmt.Errorf("storage: event %s: %w", eventID, err)
+	}
+	return ev, nil
+}
+
+// CurrentState returns the room's current state events.
+func (db *DB) CurrentState(ctx context.Context, roomID string) ([]Event, error) {
+	return collectEvents(db.read.QueryContext(ctx, `SELECT `+eventColumns+`
+		FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.room_id = $1 AND s.to_depth IS NULL ORDER BY e.depth`, roomID))
+}
+
+// StateAt returns the room's state after the event at the given depth.
+func (db *DB) StateAt(ctx context.Context, roomID string, depth int64) ([]Event, error) {
+	return collectEvents(db.read.QueryContext(ctx, `SELECT `+eventColumns+`
+		FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.room_id = $1 AND s.from_depth <= $2 AND (s.to_depth IS NULL OR s.to_depth > $2)
+		ORDER BY e.depth`, roomID, depth))
+}
+
+// StateEventAt returns one state event as it was after the event at depth
+// (depth 0: current state), or ErrNotFound.
+func (db *DB) StateEventAt(ctx context.Context, roomID, typ, stateKey string, depth int64) (Event, error) {
+	q := `SELECT ` + eventColumns + ` FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.room_id = $1 AND s.type = $2 AND s.state_key = $3 AND s.to_depth IS NULL`
+	args := []any{roomID, typ, stateKey}
+	if depth > 0 {
+		q = `SELECT ` + eventColumns + ` FROM room_state s JOIN events e ON e.event_id = s.event_id
+			WHERE s.room_id = $1 AND s.type = $2 AND s.state_key = $3 AND s.from_depth <= $4
+			ORDER BY s.from_depth DESC LIMIT 1`
+		args = append(args, depth)
+	}
+	ev, err := scanEvent(db.read.QueryRowContext(ctx, q, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Event{}, ErrNotFound
+	}
+	if err != nil {
+		return Event{}, fmt.Errorf("storage: state event: %w", err)
+	}
+	return ev, nil
+}
+
+// RoomEvents returns up to limit events of a room with depth in the open
+// interval (after, before), oldest first, or newest first when backwards.
+// Use 0 for an open end: after=0 means from the start, before=0 means to the
+// latest event.
+func (db *DB) RoomEvents(ctx context.Context, roomID string, after, before int64, backwards bool, limit int) ([]Event, error) {
+	var q strings.Builder
+	q.WriteString(`SELECT ` + eventColumns + ` FROM events e WHERE e.room_id = $1 AND e.depth > $2`)
+	args := []any{roomID, after}
+	if before > 0 {
+		q.WriteString(` AND e.depth < $3`)
+		args = append(args, before)
+	}
+	if backwards {
+		q.WriteString(` ORDER BY e.depth DESC`)
+	} else {
+		q.WriteString(` ORDER BY e.depth`)
+	}
+	q.WriteString(fmt.Sprintf(` LIMIT %d`, limit))
+	return collectEvents(db.read.QueryContext(ctx, q.String(), args...))
+}
+
+// TxnEvent returns the event a transaction created, or ErrNotFound.
+func (db *DB) TxnEvent(ctx context.Context, t Txn) (string, error) {
+	var id string
+	err := db.read.QueryRowContext(ctx, `SELECT event_id FROM event_txns WHERE user_id = $1 AND device_id = $2 AND txn_id = $3`,
+		t.UserID, t.DeviceID, t.TxnID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("storage: transaction: %w", err)
+	}
+	return id, nil
+}
+
+// Membership is a user's current membership in one room.
+type Membership struct {
+	RoomID     string
+	Membership string
+	EventID    string
+	Depth      int64
+}
+
+// MembershipsOf returns the user's current membership in every room they
+// have a member event in, except rooms they forgot.
+func (db *DB) MembershipsOf(ctx context.Context, userID string) ([]Membership, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT s.room_id, s.membership, s.event_id, s.from_depth
+		FROM room_state s
+		WHERE s.type = 'm.room.member' AND s.state_key = $1 AND s.to_depth IS NULL
+		AND NOT EXISTS (SELECT 1 FROM forgotten_rooms f WHERE f.user_id = $1 AND f.room_id = s.room_id)
+		ORDER BY s.room_id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("storage: memberships of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []Membership
+	for rows.Next() {
+		var m Membership
+		var membership sql.NullString
+		if err := rows.Scan(&m.RoomID, &membership, &m.EventID, &m.Depth); err != nil {
+			return nil, fmt.Errorf("storage: scan membership: %w", err)
+		}
+		m.Membership = membership.String
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// ForgetRoom records that the user forgot the room.
+func (db *DB) ForgetRoom(ctx context.Context, userID, roomID string) error {
+	_, err := db.write.ExecContext(ctx, `INSERT INTO forgotten_rooms (user_id, room_id) VALUES ($1, $2)
+		ON CONFLICT (user_id, room_id) DO NOTHING`, userID, roomID)
+	if err != nil {
+		return fmt.Errorf("storage: forget room: %w", err)
+	}
+	return nil
+}
+
+func nullStringPtr(s *string) sql.NullString {
+	if s == nil {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: *s, Valid: true}
+}
+
+// ErrAliasTaken is returned when a room alias is already in use.
+var ErrAliasTaken = errors.New("storage: alias taken")
+
+func insertAlias(ctx context.Context, tx *Tx, alias, roomID, creator string, now int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO room_aliases (alias, room_id, creator, created_ts) VALUES ($1, $2, $3, $4)`,
+		alias, roomID, creator, now)
+	if isUniqueViolation(err) {
+		return ErrAliasTaken
+	}
+	if err != nil {
+		return fmt.Errorf("storage: insert alias %s: %w", alias, err)
+	}
+	return nil
+}
+
+// AliasRoom returns the room an alias points to, or ErrNotFound.
+func (db *DB) AliasRoom(ctx context.Context, alias string) (string, error) {
+	var roomID string
+	err := db.read.QueryRowContext(ctx, `SELECT room_id FROM room_aliases WHERE alias = $1`, alias).Scan(&roomID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("storage: alias %s: %w", alias, err)
+	}
+	return roomID, nil
+}
+
+// StateInterval is one value a (type, state_key) had over a range of depths.
+type StateInterval struct {
+	EventID    string
+	Membership string
+	FromDepth  int64
+	ToDepth    int64 // 0: still current
+	Content    []byte
+}
+
+// StateIntervals returns every value one piece of room state ever had,
+// oldest first, with the event's JSON (for history visibility checks).
+func (db *DB) StateIntervals(ctx context.Context, roomID, typ, stateKey string) ([]StateInterval, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT s.event_id, s.membership, s.from_depth, s.to_depth, e.json
+		FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.room_id = $1 AND s.type = $2 AND s.state_key = $3 ORDER BY s.from_depth`, roomID, typ, stateKey)
+	if err != nil {
+		return nil, fmt.Errorf("storage: state intervals: %w", err)
+	}
+	defer rows.Close()
+	var out []StateInterval
+	for rows.Next() {
+		var si StateInterval
+		var membership sql.NullString
+		var to sql.NullInt64
+		var js string
+		if err := rows.Scan(&si.EventID, &membership, &si.FromDepth, &to, &js); err != nil {
+			return nil, fmt.Errorf("storage: scan state interval: %w", err)
+		}
+		si.Membership, si.ToDepth, si.Content = membership.String, to.Int64, []byte(js)
+		out = append(out, si)
+	}
+	return out, rows.Err()
+}
+
+// RoomMembers returns the member events of a room after the event at depth
+// (depth 0: now), optionally only those whose membership is (or is not) the
+// given value.
+func (db *DB) RoomMembers(ctx context.Context, roomID string, depth int64) ([]Event, error) {
+	if depth == 0 {
+		return collectEvents(db.read.QueryContext(ctx, `SELECT `+eventColumns+`
+			FROM room_state s JOIN events e ON e.event_id = s.event_id
+			WHERE s.room_id = $1 AND s.type = 'm.room.member' AND s.to_depth IS NULL ORDER BY s.state_key`, roomID))
+	}
+	return collectEvents(db.read.QueryContext(ctx, `SELECT `+eventColumns+`
+		FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.room_id = $1 AND s.type = 'm.room.member' AND s.from_depth <= $2 AND (s.to_depth IS NULL OR s.to_depth > $2)
+		ORDER BY s.state_key`, roomID, depth))
+}
