@@ -128,3 +128,12 @@ func (s *Service) RenameDevice(ctx context.Context, userID, deviceID string, nam
 	}
 	return s.db.SetDeviceDisplayName(ctx, userID, deviceID, *name)
 }
+
+// IsAdmin reports whether the user is a server admin.
+func (s *Service) IsAdmin(ctx context.Context, userID string) (bool, error) {
+	u, err := s.db.User(ctx, userID)
+	if err != nil {
+		return false, err
+	}
+	return u.IsAdmin, nil
+}

@@ -156,6 +156,21 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/rooms/{roomId}/joined_members", a.authed(a.getJoinedMembers)).Methods("GET")
 	v3.Handle("/rooms/{roomId}/messages", a.authed(a.getMessages)).Methods("GET")
 
+	// Room tags (tags.go).
+	v3.Handle("/user/{userId}/rooms/{roomId}/tags", a.authed(a.getTags)).Methods("GET")
+	v3.Handle("/user/{userId}/rooms/{roomId}/tags/{tag}", a.authed(a.putTag)).Methods("PUT")
+	v3.Handle("/user/{userId}/rooms/{roomId}/tags/{tag}", a.authed(a.deleteTag)).Methods("DELETE")
+
+	// Reports (reports.go).
+	v3.Handle("/rooms/{roomId}/report/{eventId}", a.authed(a.reportEvent)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/report", a.authed(a.reportRoom)).Methods("POST")
+
+	// Room aliases (aliases.go).
+	v3.Handle("/directory/room/{roomAlias}", a.authed(a.getRoomAlias)).Methods("GET")
+	v3.Handle("/directory/room/{roomAlias}", a.authed(a.putRoomAlias)).Methods("PUT")
+	v3.Handle("/directory/room/{roomAlias}", a.authed(a.deleteRoomAlias)).Methods("DELETE")
+	v3.Handle("/rooms/{roomId}/aliases", a.authed(a.getRoomAliases)).Methods("GET")
+
 	return root
 }
 

@@ -71,3 +71,40 @@ func (db *DB) AccountDataSince(ctx context.Context, userID string, since int64) 
 	}
 	return out, rows.Err()
 }
+
+// UpdateAccountData reads one entry, lets update change it and stores the
+// result at a new stream position, in one transaction: concurrent updates
+// of the same entry cannot lose each other's changes. current is nil when
+// the entry does not exist. An error from update stores nothing.
+func (db *DB) UpdateAccountData(ctx context.Context, userID, roomID, typ string, update func(current []byte) ([]byte, error)) error {
+	return db.inTx(ctx, func(tx *Tx) error {
+		// Taking the stream position first locks the counter row, which
+		// serialises the read-modify-write on PostgreSQL too.
+		pos, err := nextStreamPos(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var current []byte
+		var content string
+		err = tx.QueryRowContext(ctx, `SELECT content FROM account_data WHERE user_id = $1 AND room_id = $2 AND type = $3`,
+			userID, roomID, typ).Scan(&content)
+		switch {
+		case err == nil:
+			current = []byte(content)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("storage: account data %s %s: %w", userID, typ, err)
+		}
+		next, err := update(current)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO account_data (user_id, room_id, type, content, stream_pos)
+			VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = excluded.content, stream_pos = excluded.stream_pos`,
+			userID, roomID, typ, string(next), pos)
+		if err != nil {
+			return fmt.Errorf("storage: put account data %s %s: %w", userID, typ, err)
+		}
+		return nil
+	})
+}

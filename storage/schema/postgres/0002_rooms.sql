@@ -71,3 +71,14 @@ CREATE TABLE room_aliases (
     created_ts BIGINT NOT NULL
 );
 CREATE INDEX room_aliases_room ON room_aliases (room_id);
+
+-- Reports of events and rooms, for the admins to review.
+CREATE TABLE reports (
+    id          BIGSERIAL PRIMARY KEY,
+    room_id     TEXT NOT NULL,
+    event_id    TEXT,
+    reporter    TEXT NOT NULL,
+    reason      TEXT,
+    score       BIGINT,
+    received_ts BIGINT NOT NULL
+);
