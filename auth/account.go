@@ -71,7 +71,7 @@ func (s *Service) ChangePassword(ctx context.Context, d *Device, newPassword str
 	if err := s.Confirm(ctx, d, "POST /account/password", auth); err != nil {
 		return err
 	}
-	hash, err := HashPassword(newPassword, s.cfg.PasswordLogin.BcryptCost)
+	hash, err := s.hasher.hash(ctx, newPassword)
 	if err != nil {
 		return err
 	}

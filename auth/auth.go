@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -34,9 +33,7 @@ type Service struct {
 	uia    *uiaSessions
 	failed *limiter // failed password attempts per user
 
-	// dummyHash is checked when a login names an unknown user, so that both
-	// cases take the same time.
-	dummyHash string
+	hasher *hasher // bcrypt with bounded concurrency
 
 	seenMu sync.Mutex
 	seen   map[string]int64 // user\x00device -> last recorded last_seen_ts
@@ -70,17 +67,13 @@ func (s *Service) now() time.Time {
 
 // New returns the auth service.
 func New(db *storage.DB, cfg *config.Config, log *slog.Logger) (*Service, error) {
-	dummy, err := HashPassword(newToken(""), cfg.PasswordLogin.BcryptCost)
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
 	return &Service{
 		db:           db,
 		cfg:          cfg,
 		log:          log,
 		uia:          newUIASessions(),
 		failed:       newLimiter(5, time.Minute/5), // 5 tries, then one every 12 s
-		dummyHash:    dummy,
+		hasher:       newHasher(cfg.PasswordLogin.BcryptCost),
 		seen:         make(map[string]int64),
 		nonces:       newNonceStore(),
 		badRegTokens: newLimiter(5, time.Minute/6), // 5 tries, then one every 10 s
@@ -300,10 +293,13 @@ func (s *Service) verifyPassword(ctx context.Context, userID, password string) e
 		return mxerr.New(http.StatusForbidden, "M_USER_DEACTIVATED", "This account has been deactivated")
 	}
 	hash := u.PasswordHash
-	if hash == "" || len(password) > maxPasswordBytes {
-		hash = s.dummyHash
+	if len(password) > maxPasswordBytes {
+		hash = ""
 	}
-	ok := CheckPassword(hash, password) && hash != s.dummyHash
+	ok, err := s.hasher.check(ctx, hash, password)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		s.failed.take(userID, now)
 		return mxerr.Forbidden("Invalid username or password")

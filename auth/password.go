@@ -1,9 +1,11 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
+	"runtime"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -41,6 +43,55 @@ func CheckPassword(hash, password string) bool {
 	return err == nil
 }
 
-// errNoPassword is checked against a dummy hash so that a login for an
-// unknown user costs as much as one for a known user.
-var errNoPassword = errors.New("auth: account has no password")
+// hasher runs bcrypt for the service. bcrypt is deliberately slow (about
+// 0.25 s of CPU at cost 12), so a burst of logins would otherwise take every
+// core and stall all other requests: at most slots hashes run at once, and
+// the rest wait their turn (or give up when the request ends).
+type hasher struct {
+	cost  int
+	slots chan struct{}
+
+	// dummy is checked when a login names an unknown user, so that both
+	// cases take the same time. It is made on first use, not at start-up.
+	dummyOnce sync.Once
+	dummy     string
+}
+
+func newHasher(cost int) *hasher {
+	return &hasher{cost: cost, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
+}
+
+func (h *hasher) acquire(ctx context.Context) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *hasher) release() { <-h.slots }
+
+// hash returns the bcrypt hash of password.
+func (h *hasher) hash(ctx context.Context, password string) (string, error) {
+	if err := h.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer h.release()
+	return HashPassword(password, h.cost)
+}
+
+// check reports whether password matches hash; an empty hash is checked
+// against the dummy hash and never matches.
+func (h *hasher) check(ctx context.Context, hash, password string) (bool, error) {
+	if err := h.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer h.release()
+	if hash == "" {
+		h.dummyOnce.Do(func() { h.dummy, _ = HashPassword(newToken(""), h.cost) })
+		CheckPassword(h.dummy, password)
+		return false, nil
+	}
+	return CheckPassword(hash, password), nil
+}

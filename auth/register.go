@@ -78,17 +78,24 @@ func (s *Service) CreateAccount(ctx context.Context, localpart, password string,
 	if err := s.ValidateLocalpart(localpart); err != nil {
 		return "", err
 	}
+	userID := s.UserID(localpart)
+	// Refuse a taken name before paying for a password hash; the insert
+	// below still catches a race.
+	if _, err := s.db.User(ctx, userID); err == nil {
+		return "", mxerr.UserInUse()
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return "", err
+	}
 	var hash string
 	if password != "" {
 		if len(password) > maxPasswordBytes {
 			return "", mxerr.New(http.StatusBadRequest, "M_WEAK_PASSWORD", "Password is too long")
 		}
 		var err error
-		if hash, err = HashPassword(password, s.cfg.PasswordLogin.BcryptCost); err != nil {
+		if hash, err = s.hasher.hash(ctx, password); err != nil {
 			return "", err
 		}
 	}
-	userID := s.UserID(localpart)
 	err := s.db.CreateUser(ctx, storage.User{
 		UserID: userID, Localpart: localpart, PasswordHash: hash, IsAdmin: admin, UserType: userType,
 		DisplayName: localpart, // as Synapse does; clients show it until the user picks a name
