@@ -15,7 +15,7 @@ import (
 // createRoomRequest is the body of POST /createRoom.
 type createRoomRequest struct {
 	Visibility      string                     `json:"visibility"`
-	RoomAliasName   string                     `json:"room_alias_name"`
+	RoomAliasName   *string                    `json:"room_alias_name"`
 	Name            *string                    `json:"name"`
 	Topic           *string                    `json:"topic"`
 	Invite          []string                   `json:"invite"`
@@ -52,8 +52,15 @@ func (a *API) createRoom(r *http.Request, d *auth.Device) (any, error) {
 			return nil, mxerr.BadJSON("initial_state entries need a type and an object content")
 		}
 	}
+	var aliasName string
+	if req.RoomAliasName != nil {
+		if *req.RoomAliasName == "" {
+			return nil, mxerr.InvalidParam("room_alias_name may not be empty")
+		}
+		aliasName = *req.RoomAliasName
+	}
 	roomID, err := a.rooms.CreateRoom(r.Context(), roomserver.CreateRoomRequest{
-		Creator: d.UserID, Visibility: req.Visibility, Preset: req.Preset, RoomAliasName: req.RoomAliasName,
+		Creator: d.UserID, Visibility: req.Visibility, Preset: req.Preset, RoomAliasName: aliasName,
 		Name: req.Name, Topic: req.Topic, Invite: req.Invite, RoomVersion: req.RoomVersion,
 		CreationContent: req.CreationContent, InitialState: req.InitialState, PowerLevels: req.PowerLevels,
 		IsDirect: req.IsDirect,
@@ -75,36 +82,67 @@ func roomIDVar(r *http.Request) (string, error) {
 
 // membershipRequest is the body of the membership endpoints.
 type membershipRequest struct {
-	UserID string `json:"user_id"`
-	Reason string `json:"reason"`
+	UserID *string `json:"user_id"`
+	Reason string  `json:"reason"`
 }
 
+// decodeMembership checks the {roomId} path variable and reads the body; the
+// endpoints that act on another user (needUser) require user_id.
 func decodeMembership(r *http.Request, needUser bool) (membershipRequest, string, error) {
 	var req membershipRequest
-	if err := decodeJSON(r, &req, !needUser); err != nil {
+	roomID, err := roomIDVar(r)
+	if err != nil {
 		return req, "", err
 	}
-	if needUser && !ids.ValidUserID(req.UserID) {
-		return req, "", mxerr.BadJSON("user_id must be a user ID")
+	if err := decodeJSON(r, &req, true); err != nil {
+		return req, "", err
 	}
-	roomID, err := roomIDVar(r)
-	return req, roomID, err
+	if needUser {
+		if req.UserID == nil {
+			return req, "", mxerr.MissingParam("user_id is required")
+		}
+		if !ids.ValidUserID(*req.UserID) {
+			return req, "", mxerr.InvalidParam("%q is not a user ID", *req.UserID)
+		}
+	}
+	return req, roomID, nil
 }
 
-// joinRoom answers POST /join/{roomIdOrAlias} and POST /rooms/{roomId}/join.
+// joinRoom answers POST /join/{roomIdOrAlias}, whose body's other keys go
+// into the member event (as in Synapse), and POST /rooms/{roomId}/join,
+// which takes only a reason.
 func (a *API) joinRoom(r *http.Request, d *auth.Device) (any, error) {
-	var req membershipRequest
-	if err := decodeJSON(r, &req, true); err != nil {
-		return nil, err
+	var (
+		req    membershipRequest
+		target string
+		extra  map[string]json.RawMessage
+	)
+	if t, ok := mux.Vars(r)["roomIdOrAlias"]; ok {
+		if !ids.ValidRoomID(t) && !validAlias(t) {
+			return nil, mxerr.InvalidParam("%q is not a room ID or alias", t)
+		}
+		body, err := readJSON(r)
+		if err != nil {
+			return nil, err
+		}
+		if err := unmarshalObject(body, &req, true); err != nil {
+			return nil, err
+		}
+		if err := unmarshalObject(body, &extra, true); err != nil {
+			return nil, err
+		}
+		target = t
+	} else {
+		id, err := roomIDVar(r)
+		if err != nil {
+			return nil, err
+		}
+		if err := decodeJSON(r, &req, true); err != nil {
+			return nil, err
+		}
+		target = id
 	}
-	target := mux.Vars(r)["roomIdOrAlias"]
-	if target == "" {
-		target = mux.Vars(r)["roomId"]
-	}
-	if !ids.ValidRoomID(target) && !validAlias(target) {
-		return nil, mxerr.InvalidParam("%q is not a room ID or alias", target)
-	}
-	roomID, err := a.rooms.Join(r.Context(), d.UserID, target, req.Reason)
+	roomID, err := a.rooms.Join(r.Context(), d.UserID, target, req.Reason, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +162,23 @@ func validAlias(s string) bool {
 	return false
 }
 
+// knockRoom answers POST /knock/{roomIdOrAlias}.
+func (a *API) knockRoom(r *http.Request, d *auth.Device) (any, error) {
+	t := mux.Vars(r)["roomIdOrAlias"]
+	if !ids.ValidRoomID(t) && !validAlias(t) {
+		return nil, mxerr.InvalidParam("%q is not a room ID or alias", t)
+	}
+	var req membershipRequest
+	if err := decodeJSON(r, &req, true); err != nil {
+		return nil, err
+	}
+	roomID, err := a.rooms.Knock(r.Context(), d.UserID, t, req.Reason)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"room_id": roomID}, nil
+}
+
 // leaveRoom answers POST /rooms/{roomId}/leave.
 func (a *API) leaveRoom(r *http.Request, d *auth.Device) (any, error) {
 	req, roomID, err := decodeMembership(r, false)
@@ -135,10 +190,10 @@ func (a *API) leaveRoom(r *http.Request, d *auth.Device) (any, error) {
 
 // forgetRoom answers POST /rooms/{roomId}/forget.
 func (a *API) forgetRoom(r *http.Request, d *auth.Device) (any, error) {
-	if _, _, err := decodeMembership(r, false); err != nil {
+	_, roomID, err := decodeMembership(r, false)
+	if err != nil {
 		return nil, err
 	}
-	roomID, _ := roomIDVar(r)
 	return nil, a.rooms.Forget(r.Context(), d.UserID, roomID)
 }
 
@@ -148,7 +203,7 @@ func (a *API) inviteUser(r *http.Request, d *auth.Device) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, a.rooms.Invite(r.Context(), d.UserID, roomID, req.UserID, req.Reason)
+	return nil, a.rooms.Invite(r.Context(), d.UserID, roomID, *req.UserID, req.Reason)
 }
 
 // kickUser answers POST /rooms/{roomId}/kick.
@@ -157,7 +212,7 @@ func (a *API) kickUser(r *http.Request, d *auth.Device) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, a.rooms.Kick(r.Context(), d.UserID, roomID, req.UserID, req.Reason)
+	return nil, a.rooms.Kick(r.Context(), d.UserID, roomID, *req.UserID, req.Reason)
 }
 
 // banUser answers POST /rooms/{roomId}/ban.
@@ -166,7 +221,7 @@ func (a *API) banUser(r *http.Request, d *auth.Device) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, a.rooms.Ban(r.Context(), d.UserID, roomID, req.UserID, req.Reason)
+	return nil, a.rooms.Ban(r.Context(), d.UserID, roomID, *req.UserID, req.Reason)
 }
 
 // unbanUser answers POST /rooms/{roomId}/unban.
@@ -175,6 +230,5 @@ func (a *API) unbanUser(r *http.Request, d *auth.Device) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, a.rooms.Unban(r.Context(), d.UserID, roomID, req.UserID, req.Reason)
+	return nil, a.rooms.Unban(r.Context(), d.UserID, roomID, *req.UserID, req.Reason)
 }
-

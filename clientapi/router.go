@@ -137,6 +137,7 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/createRoom", a.authed(a.createRoom)).Methods("POST")
 	v3.Handle("/joined_rooms", a.authed(a.getJoinedRooms)).Methods("GET")
 	v3.Handle("/join/{roomIdOrAlias}", a.authed(a.joinRoom)).Methods("POST")
+	v3.Handle("/knock/{roomIdOrAlias}", a.authed(a.knockRoom)).Methods("POST")
 	v3.Handle("/rooms/{roomId}/join", a.authed(a.joinRoom)).Methods("POST")
 	v3.Handle("/rooms/{roomId}/leave", a.authed(a.leaveRoom)).Methods("POST")
 	v3.Handle("/rooms/{roomId}/forget", a.authed(a.forgetRoom)).Methods("POST")
@@ -160,6 +161,10 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/user/{userId}/rooms/{roomId}/tags", a.authed(a.getTags)).Methods("GET")
 	v3.Handle("/user/{userId}/rooms/{roomId}/tags/{tag}", a.authed(a.putTag)).Methods("PUT")
 	v3.Handle("/user/{userId}/rooms/{roomId}/tags/{tag}", a.authed(a.deleteTag)).Methods("DELETE")
+
+	// Context and time jumps (context.go).
+	v3.Handle("/rooms/{roomId}/context/{eventId}", a.authed(a.getContext)).Methods("GET")
+	v1.Handle("/rooms/{roomId}/timestamp_to_event", a.authed(a.timestampToEvent)).Methods("GET")
 
 	// Reports (reports.go).
 	v3.Handle("/rooms/{roomId}/report/{eventId}", a.authed(a.reportEvent)).Methods("POST")

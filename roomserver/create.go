@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"time"
+	"unicode"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -69,7 +70,14 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 	var alias string
 	if req.RoomAliasName != "" {
 		alias = "#" + req.RoomAliasName + ":" + s.cfg.ServerName
-		if err := checkAliasLocalpart(req.RoomAliasName); err != nil {
+		if err := checkAlias(req.RoomAliasName, alias); err != nil {
+			return "", err
+		}
+		// Checked again when the alias is stored; this answers early,
+		// before anything is built.
+		if _, err := s.db.AliasRoom(ctx, alias); err == nil {
+			return "", roomInUse(alias)
+		} else if !errors.Is(err, storage.ErrNotFound) {
 			return "", err
 		}
 	}
@@ -84,11 +92,22 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 		invitees = append(invitees, u)
 	}
 
+	initial, initialOrder, err := normaliseInitialState(req.InitialState)
+	if err != nil {
+		return "", err
+	}
+
 	r := &room{version: ver, state: map[gomatrixserverlib.StateKeyTuple]gomatrixserverlib.PDU{}, loaded: true}
 	now := time.Now()
 	var built []gomatrixserverlib.PDU
 	add := func(p proto) error {
 		ev, err := s.build(r, p, now)
+		if e, ok := mxerr.As(err); ok && e.Code == "M_FORBIDDEN" {
+			// The spec's answer when the request's own state does not pass
+			// the auth rules (e.g. a power level override that leaves the
+			// creator unable to send the preset's events).
+			return mxerr.New(http.StatusBadRequest, "M_INVALID_ROOM_STATE", "Invalid initial state: %s", e.Msg)
+		}
 		if err != nil {
 			return err
 		}
@@ -107,7 +126,10 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 	if !ver.PrivilegedCreators() {
 		delete(create, "additional_creators")
 	}
-	if version == "10" {
+	// The server overwrites creator: room version 10 requires it; from 11 on
+	// the sender is the creator and a "creator" key would only mislead.
+	delete(create, "creator")
+	if ver.CreatorInCreateEvent() {
 		create["creator"] = req.Creator
 	}
 	creators := []string{req.Creator}
@@ -130,6 +152,7 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 				deduped = append(deduped, u)
 			}
 		}
+		delete(create, "additional_creators")
 		if len(deduped) > 0 {
 			create["additional_creators"] = deduped
 		}
@@ -156,10 +179,26 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 		return "", err
 	}
 
-	// 3. Power levels.
+	// 3. Power levels: the defaults, or an m.room.power_levels of
+	// initial_state in their place (as Synapse does), with
+	// power_level_content_override merged on top, key by key.
 	pl := defaultPowerLevels(ver, req.Creator, preset, invitees)
+	if st, ok := initial[gomatrixserverlib.StateKeyTuple{EventType: spec.MRoomPowerLevels}]; ok {
+		pl = map[string]any{}
+		if err := json.Unmarshal(st.Content, &pl); err != nil {
+			return "", mxerr.BadJSON("initial_state: m.room.power_levels content must be an object")
+		}
+	}
 	for k, v := range req.PowerLevels {
 		pl[k] = v
+	}
+	if ver.PrivilegedCreators() {
+		// Creators of version 12 rooms have infinite power and may not be
+		// listed (auth rule 10.4); clients written for earlier versions
+		// still list them, so drop them instead of failing.
+		if err := dropCreators(pl, creators); err != nil {
+			return "", err
+		}
 	}
 	if err := add(stateProto(req.Creator, spec.MRoomPowerLevels, "", pl)); err != nil {
 		return "", err
@@ -183,20 +222,21 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 		stateProto(req.Creator, "m.room.guest_access", "", map[string]string{"guest_access": guestAccess}),
 	}
 	for _, p := range presetState {
-		if !inInitialState(req.InitialState, p.typ, *p.stateKey) {
+		if _, ok := initial[gomatrixserverlib.StateKeyTuple{EventType: p.typ, StateKey: *p.stateKey}]; !ok {
 			if err := add(p); err != nil {
 				return "", err
 			}
 		}
 	}
 
-	// 6. initial_state, minus what name and topic will set.
-	for _, st := range req.InitialState {
-		if (st.Type == spec.MRoomName && req.Name != nil) || (st.Type == spec.MRoomTopic && req.Topic != nil) {
+	// 6. initial_state in its order, minus power levels (step 3) and what
+	// name and topic will set.
+	for _, st := range initialOrder {
+		switch {
+		case st.Type == spec.MRoomPowerLevels && st.StateKey == "",
+			st.Type == spec.MRoomName && st.StateKey == "" && req.Name != nil,
+			st.Type == spec.MRoomTopic && st.StateKey == "" && req.Topic != nil:
 			continue
-		}
-		if st.Type == spec.MRoomCreate || st.Type == spec.MRoomMember || st.Type == spec.MRoomPowerLevels {
-			return "", mxerr.BadJSON("initial_state cannot set %s", st.Type)
 		}
 		key := st.StateKey
 		if err := add(proto{sender: req.Creator, typ: st.Type, stateKey: &key, content: st.Content}); err != nil {
@@ -237,13 +277,15 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 	}
 	_, err = s.db.PersistEvents(ctx, &storage.NewRoom{RoomID: r.id, Version: version, Creator: req.Creator, Alias: alias}, events)
 	if errors.Is(err, storage.ErrAliasTaken) {
-		return "", mxerr.New(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias %s is already in use", alias)
+		return "", roomInUse(alias)
 	}
 	if err != nil {
 		return "", err
 	}
 	s.mu.Lock()
-	s.rooms[r.id] = r
+	if _, ok := s.rooms[r.id]; !ok { // a writer that got here first loaded it from storage
+		s.rooms[r.id] = r
+	}
 	s.mu.Unlock()
 	s.log.Debug("created room", "room_id", r.id, "room_version", version, "creators", len(creators))
 	return r.id, nil
@@ -292,13 +334,54 @@ func defaultPowerLevels(ver gomatrixserverlib.IRoomVersion, creator, preset stri
 	}
 }
 
-func inInitialState(list []StateEvent, typ, stateKey string) bool {
+// normaliseInitialState indexes createRoom's initial_state by type and
+// state key. A repeated key keeps its first position and its last content
+// (as Synapse does). Events that only the server may create are refused.
+func normaliseInitialState(list []StateEvent) (map[gomatrixserverlib.StateKeyTuple]StateEvent, []StateEvent, error) {
+	byKey := make(map[gomatrixserverlib.StateKeyTuple]StateEvent, len(list))
+	var order []gomatrixserverlib.StateKeyTuple
 	for _, st := range list {
-		if st.Type == typ && st.StateKey == stateKey {
-			return true
+		switch st.Type {
+		case spec.MRoomCreate, spec.MRoomMember:
+			return nil, nil, mxerr.New(http.StatusBadRequest, "M_INVALID_ROOM_STATE", "initial_state cannot set %s", st.Type)
 		}
+		k := gomatrixserverlib.StateKeyTuple{EventType: st.Type, StateKey: st.StateKey}
+		if _, ok := byKey[k]; !ok {
+			order = append(order, k)
+		}
+		byKey[k] = st
 	}
-	return false
+	out := make([]StateEvent, len(order))
+	for i, k := range order {
+		out[i] = byKey[k]
+	}
+	return byKey, out, nil
+}
+
+// dropCreators removes the room's creators from the users map of power
+// levels content.
+func dropCreators(pl map[string]any, creators []string) error {
+	raw, ok := pl["users"]
+	if !ok {
+		return nil
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return err
+	}
+	var users map[string]json.RawMessage
+	if err := json.Unmarshal(b, &users); err != nil || users == nil {
+		return nil // not an object: the auth rules reject it
+	}
+	for _, c := range creators {
+		delete(users, c)
+	}
+	pl["users"] = users
+	return nil
+}
+
+func roomInUse(alias string) error {
+	return mxerr.New(http.StatusBadRequest, "M_ROOM_IN_USE", "Room alias %s is already in use", alias)
 }
 
 // stateProto is a state event with JSON-marshalled content.
@@ -311,10 +394,10 @@ func stateProto(sender, typ, stateKey string, content any) proto {
 }
 
 // memberContent is the content of a member event for u, with their
-// profile.
+// profile on joins, invites and knocks (as Synapse does).
 func memberContent(membership string, u storage.User, isDirect bool, reason string) map[string]any {
 	c := map[string]any{"membership": membership}
-	if membership == "join" || membership == "invite" {
+	if membership == spec.Join || membership == spec.Invite || membership == spec.Knock {
 		if u.DisplayName != "" {
 			c["displayname"] = u.DisplayName
 		}
@@ -347,15 +430,29 @@ func (s *Server) checkInvitee(ctx context.Context, userID string) error {
 	return err
 }
 
-// checkAliasLocalpart checks room_alias_name: no ":" or whitespace, and
-// a sensible length.
-func checkAliasLocalpart(name string) error {
-	if len(name) > 200 {
-		return mxerr.InvalidParam("room_alias_name is too long")
+// maxAliasBytes is the spec's limit on a room alias.
+const maxAliasBytes = 255
+
+// checkAlias checks room_alias_name and the alias it makes, at most 255
+// bytes in all.
+func checkAlias(localpart, alias string) error {
+	if len(alias) > maxAliasBytes {
+		return mxerr.InvalidParam("Room alias %s is longer than %d bytes", alias, maxAliasBytes)
 	}
+	return checkAliasLocalpart(localpart)
+}
+
+// checkAliasLocalpart checks the localpart of an alias: no ":" (a client
+// must send room_alias_name without the server name), no whitespace,
+// control characters or NUL. Like Synapse it allows "#", which bridged IRC
+// channel names carry.
+func checkAliasLocalpart(name string) error {
 	for _, r := range name {
-		if r == ':' || r == ' ' || r == '\t' || r == '\n' || r == 0 || r == '#' {
-			return mxerr.InvalidParam("room_alias_name may not contain ':', '#' or whitespace")
+		if r == ':' {
+			return mxerr.InvalidParam("The alias localpart may not contain ':'; send 'name', not '#name:server'")
+		}
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return mxerr.InvalidParam("The alias localpart may not contain whitespace or control characters")
 		}
 	}
 	return nil

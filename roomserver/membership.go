@@ -2,11 +2,15 @@ package roomserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/aula-chat/aula/internal/mxerr"
@@ -25,10 +29,22 @@ func (s *Server) ResolveRoom(ctx context.Context, roomIDOrAlias string) (string,
 	return roomID, err
 }
 
+// Content keys of a join or knock body that the server sets itself or does
+// not support; the other keys of POST /join/{roomIdOrAlias} go into the
+// member event as they are (as in Synapse, which Complement tests).
+var serverMemberKeys = []string{"membership", "third_party_signed", "third_party_invite", "join_authorised_via_users_server", "is_direct"}
+
 // Join makes the user join a room (by ID or alias) and returns the room ID.
-// Joining a room the user is already in changes nothing.
-func (s *Server) Join(ctx context.Context, userID, roomIDOrAlias, reason string) (string, error) {
+// extra, if not nil, is more content for the member event (the body of
+// POST /join/{roomIdOrAlias}); a displayname or avatar_url in it replaces
+// the profile's in this room. Joining again with the same content changes
+// nothing.
+func (s *Server) Join(ctx context.Context, userID, roomIDOrAlias, reason string, extra map[string]json.RawMessage) (string, error) {
 	roomID, err := s.ResolveRoom(ctx, roomIDOrAlias)
+	if err != nil {
+		return "", err
+	}
+	content, err := s.selfMemberContent(ctx, spec.Join, userID, reason, extra)
 	if err != nil {
 		return "", err
 	}
@@ -37,18 +53,60 @@ func (s *Server) Join(ctx context.Context, userID, roomIDOrAlias, reason string)
 		return "", err
 	}
 	defer r.mu.Unlock()
-	if r.membership(userID) == spec.Join {
-		return roomID, nil
-	}
-	u, err := s.db.User(ctx, userID)
+	return roomID, s.appendMember(ctx, r, userID, userID, content, false)
+}
+
+// Knock asks to join a room whose join rule is knock, and returns the room
+// ID.
+func (s *Server) Knock(ctx context.Context, userID, roomIDOrAlias, reason string) (string, error) {
+	roomID, err := s.ResolveRoom(ctx, roomIDOrAlias)
 	if err != nil {
 		return "", err
 	}
-	return roomID, s.appendMember(ctx, r, userID, userID, memberContent(spec.Join, u, false, reason))
+	content, err := s.selfMemberContent(ctx, spec.Knock, userID, reason, nil)
+	if err != nil {
+		return "", err
+	}
+	r, err := s.lockRoom(ctx, roomID)
+	if err != nil {
+		return "", err
+	}
+	defer r.mu.Unlock()
+	return roomID, s.appendMember(ctx, r, userID, userID, content, false)
 }
 
-// Leave makes the user leave a room, or rejects an invite. Leaving a room
-// the user is not in changes nothing.
+// selfMemberContent is the content of a join or knock: the user's profile,
+// then extra, then the reason.
+func (s *Server) selfMemberContent(ctx context.Context, membership, userID, reason string, extra map[string]json.RawMessage) (map[string]any, error) {
+	u, err := s.db.User(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	content := memberContent(membership, u, false, reason)
+	for k, v := range extra {
+		if slices.Contains(serverMemberKeys, k) || k == "reason" {
+			continue
+		}
+		if k == "displayname" || k == "avatar_url" {
+			var str *string
+			if json.Unmarshal(v, &str) != nil {
+				return nil, mxerr.BadJSON("%s must be a string", k)
+			}
+			if str == nil || *str == "" {
+				delete(content, k)
+			} else {
+				content[k] = *str
+			}
+			continue
+		}
+		content[k] = v
+	}
+	return content, nil
+}
+
+// Leave makes the user leave a room, or rejects an invite or withdraws a
+// knock. Leaving a room the user has already left changes nothing; a user
+// who was never in the room, or is banned, may not leave it (403).
 func (s *Server) Leave(ctx context.Context, userID, roomID, reason string) error {
 	r, err := s.lockRoom(ctx, roomID)
 	if err != nil {
@@ -56,41 +114,40 @@ func (s *Server) Leave(ctx context.Context, userID, roomID, reason string) error
 	}
 	defer r.mu.Unlock()
 	switch r.membership(userID) {
-	case "", spec.Leave:
+	case "":
+		return mxerr.Forbidden("You are not in the room")
+	case spec.Leave:
 		return nil
 	}
-	return s.appendMember(ctx, r, userID, userID, memberContent(spec.Leave, storage.User{}, false, reason))
+	return s.appendMember(ctx, r, userID, userID, memberContent(spec.Leave, storage.User{}, false, reason), false)
 }
 
 // Invite invites target into the room on behalf of sender. Inviting someone
-// already invited changes nothing.
+// who is already invited changes nothing, if the sender may invite.
 func (s *Server) Invite(ctx context.Context, sender, roomID, target, reason string) error {
-	if err := s.checkInvitee(ctx, target); err != nil {
-		return err
-	}
 	r, err := s.lockRoom(ctx, roomID)
 	if err != nil {
 		return err
 	}
 	defer r.mu.Unlock()
+	if err := s.checkInvitee(ctx, target); err != nil {
+		return err
+	}
 	switch r.membership(target) {
 	case spec.Join:
 		return mxerr.Forbidden("%s is already in the room", target)
 	case spec.Ban:
 		return mxerr.Forbidden("%s is banned from the room", target)
-	case spec.Invite:
-		if r.membership(sender) == spec.Join {
-			return nil
-		}
 	}
 	u, err := s.db.User(ctx, target)
 	if err != nil {
 		return err
 	}
-	return s.appendMember(ctx, r, sender, target, memberContent(spec.Invite, u, false, reason))
+	return s.appendMember(ctx, r, sender, target, memberContent(spec.Invite, u, false, reason), true)
 }
 
-// Kick removes target from the room on behalf of sender.
+// Kick removes target (joined, invited or knocking) from the room on behalf
+// of sender.
 func (s *Server) Kick(ctx context.Context, sender, roomID, target, reason string) error {
 	r, err := s.lockRoom(ctx, roomID)
 	if err != nil {
@@ -102,20 +159,22 @@ func (s *Server) Kick(ctx context.Context, sender, roomID, target, reason string
 	default:
 		return mxerr.Forbidden("%s is not in the room", target)
 	}
-	return s.appendMember(ctx, r, sender, target, memberContent(spec.Leave, storage.User{}, false, reason))
+	return s.appendMember(ctx, r, sender, target, memberContent(spec.Leave, storage.User{}, false, reason), false)
 }
 
-// Ban bans target from the room on behalf of sender.
+// Ban bans target from the room on behalf of sender; target need not be in
+// the room.
 func (s *Server) Ban(ctx context.Context, sender, roomID, target, reason string) error {
 	r, err := s.lockRoom(ctx, roomID)
 	if err != nil {
 		return err
 	}
 	defer r.mu.Unlock()
-	return s.appendMember(ctx, r, sender, target, memberContent(spec.Ban, storage.User{}, false, reason))
+	return s.appendMember(ctx, r, sender, target, memberContent(spec.Ban, storage.User{}, false, reason), false)
 }
 
-// Unban lifts a ban on target on behalf of sender.
+// Unban lifts a ban on target on behalf of sender. Unbanning a user who is
+// not banned is 403 M_BAD_STATE (the spec's example of that code).
 func (s *Server) Unban(ctx context.Context, sender, roomID, target, reason string) error {
 	r, err := s.lockRoom(ctx, roomID)
 	if err != nil {
@@ -123,34 +182,55 @@ func (s *Server) Unban(ctx context.Context, sender, roomID, target, reason strin
 	}
 	defer r.mu.Unlock()
 	if r.membership(target) != spec.Ban {
-		return mxerr.Forbidden("%s is not banned", target)
+		return mxerr.New(http.StatusForbidden, "M_BAD_STATE", "%s is not banned", target)
 	}
-	return s.appendMember(ctx, r, sender, target, memberContent(spec.Leave, storage.User{}, false, reason))
+	return s.appendMember(ctx, r, sender, target, memberContent(spec.Leave, storage.User{}, false, reason), false)
 }
 
-// Forget hides a room the user has left from them for good.
+// Forget hides a room the user has left (or was never in) from them for
+// good. Members, invitees and knockers must leave first: 400 M_UNKNOWN.
 func (s *Server) Forget(ctx context.Context, userID, roomID string) error {
 	r, err := s.lockRoom(ctx, roomID)
 	if err != nil {
 		return err
 	}
 	defer r.mu.Unlock()
-	switch r.membership(userID) {
+	switch m := r.membership(userID); m {
 	case spec.Join, spec.Invite, spec.Knock:
-		return mxerr.New(http.StatusBadRequest, "M_UNKNOWN", "Leave the room before forgetting it")
+		return mxerr.New(http.StatusBadRequest, "M_UNKNOWN", "User %s is in room %s (membership %s); leave it before forgetting it", userID, roomID, m)
 	}
 	return s.db.ForgetRoom(ctx, userID, roomID)
 }
 
 // appendMember builds, authorises and stores a member event; r is locked.
-func (s *Server) appendMember(ctx context.Context, r *room, sender, target string, content map[string]any) error {
+// The event is not stored, and the call succeeds, when it would change
+// nothing: the target's member event already has this sender and content
+// (as in Synapse), or, with keepInvite, the target is already invited.
+func (s *Server) appendMember(ctx context.Context, r *room, sender, target string, content map[string]any, keepInvite bool) error {
 	ev, err := s.build(r, stateProto(sender, spec.MRoomMember, target, content), time.Now())
 	if err != nil {
 		return err
+	}
+	if prev, ok := r.state[gomatrixserverlib.StateKeyTuple{EventType: spec.MRoomMember, StateKey: target}]; ok {
+		if keepInvite && r.membership(target) == spec.Invite {
+			return nil
+		}
+		if string(prev.SenderID()) == sender && sameContent(prev.Content(), ev.Content()) {
+			return nil
+		}
 	}
 	if err := s.persist(ctx, r, newEvent(ev)); err != nil {
 		return err
 	}
 	r.apply(ev)
 	return nil
+}
+
+// sameContent reports whether two event contents are the same JSON value.
+func sameContent(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
 }

@@ -1,7 +1,9 @@
 package storage_test
 
 import (
+	"context"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,5 +121,21 @@ func TestSchemaFoldersMatch(t *testing.T) {
 		if v, err := strconv.Atoi(num); err != nil || v != i+1 || len(num) != 4 || !strings.HasSuffix(name, ".sql") {
 			t.Errorf("schema file %s: want %04d_name.sql", name, i+1)
 		}
+	}
+}
+
+// A SQLite path may contain characters that are special in a "file:" URI.
+func TestSQLitePathWithURICharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a#b?c%d")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "aula.db")
+	db := storagetest.OpenDB(t, "sqlite:"+path)
+	if _, err := db.PutAccountData(context.Background(), "@a:x", "", "t", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at %s: %v", path, err)
 	}
 }

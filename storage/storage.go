@@ -55,6 +55,10 @@ var sqlitePragmas = []string{
 	"foreign_keys(on)",
 }
 
+// sqliteURIPath escapes the characters that end or change the path part of
+// a SQLite "file:" URI; SQLite decodes %HH escapes in it.
+var sqliteURIPath = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
+
 func openSQLite(ctx context.Context, path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("storage: sqlite: empty path")
@@ -69,7 +73,8 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		writeQ[k] = v
 	}
 	writeQ.Set("_txlock", "immediate")
-	write, err := sql.Open("sqlite", "file:"+path+"?"+writeQ.Encode())
+	uri := "file:" + sqliteURIPath.Replace(path)
+	write, err := sql.Open("sqlite", uri+"?"+writeQ.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("storage: open sqlite %s: %w", path, err)
 	}
@@ -80,7 +85,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("storage: open sqlite %s: %w", path, err)
 	}
 	q.Add("_pragma", "query_only(on)")
-	read, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	read, err := sql.Open("sqlite", uri+"?"+q.Encode())
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("storage: open sqlite %s: %w", path, err)
