@@ -60,15 +60,9 @@ func (a *API) redactEvent(r *http.Request, d *auth.Device) (any, error) {
 	if err := decodeJSON(r, &body, true); err != nil {
 		return nil, err
 	}
-	content := map[string]any{}
-	if body.Reason != nil {
-		content["reason"] = *body.Reason
-	}
-	raw, _ := json.Marshal(content)
 	v := mux.Vars(r)
-	id, err := a.rooms.Send(r.Context(), roomserver.SendRequest{
-		RoomID: roomID, Sender: d.UserID, DeviceID: d.DeviceID, TxnID: "redact:" + v["txnId"],
-		Type: "m.room.redaction", Content: raw, Redacts: v["eventId"],
+	id, err := a.rooms.Redact(r.Context(), roomserver.RedactRequest{
+		RoomID: roomID, Sender: d.UserID, DeviceID: d.DeviceID, TxnID: v["txnId"], EventID: v["eventId"], Reason: body.Reason,
 	})
 	if err != nil {
 		return nil, err
@@ -114,6 +108,9 @@ func (a *API) getStateEvent(r *http.Request, d *auth.Device) (any, error) {
 		return nil, err
 	}
 	v := mux.Vars(r)
+	if f := r.URL.Query().Get("format"); f != "" && f != "content" && f != "event" {
+		return nil, mxerr.InvalidParam("format must be content or event")
+	}
 	ev, err := a.rooms.StateEvent(r.Context(), d.UserID, roomID, v["eventType"], v["stateKey"])
 	if err != nil {
 		return nil, err
@@ -187,6 +184,8 @@ func (a *API) getMessages(r *http.Request, d *auth.Device) (any, error) {
 	case "b":
 		req.Backward = true
 	case "f":
+	case "":
+		return nil, mxerr.MissingParam("dir is required")
 	default:
 		return nil, mxerr.InvalidParam("dir must be b or f")
 	}

@@ -1,7 +1,9 @@
 package roomserver
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/aula-chat/aula/storage"
@@ -43,7 +45,7 @@ func ToClientEvent(ev storage.Event, redactedBy *ClientEvent) ClientEvent {
 		Type:           ev.Type,
 		Redacts:        f.Redacts,
 	}
-	if len(ce.Content) == 0 {
+	if len(ce.Content) == 0 || string(ce.Content) == "null" {
 		ce.Content = json.RawMessage("{}")
 	}
 	if ce.Type == "m.room.redaction" && ce.Redacts == "" {
@@ -67,4 +69,73 @@ func ToClientEvent(ev storage.Event, redactedBy *ClientEvent) ClientEvent {
 	}
 	ce.Unsigned = unsigned
 	return ce
+}
+
+// replacesState returns the event ID in a stored state event's
+// unsigned.replaces_state, or "".
+func replacesState(ev storage.Event) string {
+	if ev.StateKey == nil {
+		return ""
+	}
+	var f struct {
+		Unsigned struct {
+			ReplacesState string `json:"replaces_state"`
+		} `json:"unsigned"`
+	}
+	_ = json.Unmarshal(ev.JSON, &f)
+	return f.Unsigned.ReplacesState
+}
+
+// clientEvents formats stored events for a client: redacted events carry
+// their redaction in unsigned.redacted_because, and a state event whose
+// predecessor was redacted after it was sent shows the redacted content as
+// its prev_content (the stored copy predates the redaction). The events that
+// needs are read in one query.
+func (s *Server) clientEvents(ctx context.Context, evs []storage.Event) ([]ClientEvent, error) {
+	var need []string
+	for _, ev := range evs {
+		if ev.RedactedBy != "" {
+			need = append(need, ev.RedactedBy)
+		}
+		if id := replacesState(ev); id != "" {
+			need = append(need, id)
+		}
+	}
+	related, err := s.db.EventsByID(ctx, need)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ClientEvent, 0, len(evs))
+	for _, ev := range evs {
+		var because *ClientEvent
+		if ev.RedactedBy != "" {
+			red, ok := related[ev.RedactedBy]
+			if !ok {
+				return nil, fmt.Errorf("roomserver: redaction %s of %s is missing", ev.RedactedBy, ev.EventID)
+			}
+			rce := ToClientEvent(red, nil)
+			because = &rce
+		}
+		ce := ToClientEvent(ev, because)
+		if prev, ok := related[replacesState(ev)]; ok && prev.RedactedBy != "" {
+			var f pduFields
+			if json.Unmarshal(prev.JSON, &f) == nil {
+				if len(f.Content) == 0 {
+					f.Content = json.RawMessage("{}")
+				}
+				ce.Unsigned["prev_content"] = f.Content
+			}
+		}
+		out = append(out, ce)
+	}
+	return out, nil
+}
+
+// clientEvent formats one stored event for a client, like clientEvents.
+func (s *Server) clientEvent(ctx context.Context, ev storage.Event) (ClientEvent, error) {
+	out, err := s.clientEvents(ctx, []storage.Event{ev})
+	if err != nil {
+		return ClientEvent{}, err
+	}
+	return out[0], nil
 }

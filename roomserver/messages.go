@@ -2,9 +2,9 @@ package roomserver
 
 import (
 	"context"
-	"errors"
 
-	"github.com/aula-chat/aula/internal/mxerr"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
 	"github.com/aula-chat/aula/storage"
 )
 
@@ -15,7 +15,7 @@ type MessagesRequest struct {
 	From     string // pagination token; empty: the end for dir=b, the start for dir=f
 	To       string // optional token to stop at
 	Backward bool
-	Limit    int
+	Limit    int // 0 returns no events
 	// Match, if not nil, keeps only events it accepts (the request's filter).
 	Match func(ev ClientEvent) bool
 	// LazyLoadMembers adds the member events of the chunk's senders to State.
@@ -35,127 +35,129 @@ type MessagesResponse struct {
 const maxScan = 1000
 
 // Messages pages through a room's history, showing only what the user may
-// see.
+// see. Tokens are positions between events (see parseToken): dir=b returns
+// the events at or before from, newest first; dir=f those after from,
+// oldest first; to bounds the walk the same way. end is the position after
+// the last event examined, omitted when no events are left in that
+// direction (the start or the end of the room, to, or the last event the
+// user may see).
 func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesResponse, error) {
-	info, err := s.db.Room(ctx, req.RoomID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, mxerr.NotFound("Unknown room %s", req.RoomID)
-	}
+	info, v, err := s.view(ctx, req.RoomID, req.UserID)
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.newViewer(ctx, req.RoomID, req.UserID)
-	if err != nil {
-		return nil, err
+	if !v.mayRead() {
+		return nil, forbiddenNotMember()
 	}
-	if v.current == "" && len(v.membership) == 0 && !v.worldReadable() {
-		return nil, mxerr.Forbidden("You are not a member of this room")
-	}
-	from := info.LatestDepth
-	if !req.Backward {
-		from = 0
-	}
-	if req.From != "" {
-		if from, err = parseToken(req.From); err != nil {
+	// The walk covers the depths (lo, hi].
+	lo, hi := int64(0), v.maxVisibleDepth(info.LatestDepth)
+	var from int64
+	switch {
+	case req.From != "":
+		if from, err = s.resolveToken(ctx, req.RoomID, req.From); err != nil {
 			return nil, err
 		}
+	case req.Backward:
+		from = hi
 	}
-	var to int64 = -1
 	if req.To != "" {
-		if to, err = parseToken(req.To); err != nil {
+		to, err := s.resolveToken(ctx, req.RoomID, req.To)
+		if err != nil {
 			return nil, err
 		}
+		if req.Backward {
+			lo = to
+		} else {
+			hi = min(hi, to)
+		}
 	}
-	limit := req.Limit
-	if limit <= 0 {
-		limit = 10
+	if req.Backward {
+		hi = min(hi, from)
+	} else {
+		lo = from
 	}
-	resp := &MessagesResponse{Chunk: []ClientEvent{}, Start: formatToken(from)}
-	pos, scanned := from, 0
-	for len(resp.Chunk) < limit && scanned < maxScan {
+	resp := &MessagesResponse{Chunk: []ClientEvent{}, Start: req.From}
+	if resp.Start == "" {
+		resp.Start = formatToken(from)
+	}
+
+	pos := hi // the next event is at pos (backwards) or pos+1 (forwards)
+	if !req.Backward {
+		pos = lo
+	}
+	var picked []storage.Event
+	exhausted, scanned := false, 0
+	for {
+		if (req.Backward && pos <= lo) || (!req.Backward && pos >= hi) {
+			exhausted = true
+			break
+		}
+		if len(picked) >= req.Limit || scanned >= maxScan {
+			break
+		}
+		n := min(max(req.Limit-len(picked), 50), maxScan-scanned)
 		var batch []storage.Event
 		if req.Backward {
-			if pos <= 0 || (to >= 0 && pos <= to) {
-				break
-			}
-			lower := int64(0)
-			if to >= 0 {
-				lower = to
-			}
-			batch, err = s.db.RoomEvents(ctx, req.RoomID, lower, pos+1, true, limit)
+			batch, err = s.db.RoomEvents(ctx, req.RoomID, lo, pos+1, true, n)
 		} else {
-			if to >= 0 && pos >= to {
-				break
-			}
-			upper := int64(0)
-			if to >= 0 {
-				upper = to + 1
-			}
-			batch, err = s.db.RoomEvents(ctx, req.RoomID, pos, upper, false, limit)
+			batch, err = s.db.RoomEvents(ctx, req.RoomID, pos, hi+1, false, n)
 		}
 		if err != nil {
 			return nil, err
 		}
-		if len(batch) == 0 {
-			pos = -1
+		if len(batch) == 0 { // nothing left in the range
+			exhausted = true
 			break
 		}
+		// Advance event by event, so that end is right after the last
+		// event looked at when the page fills up mid-batch. The filter
+		// sees the event as served (stored redacted, so content is final).
 		for _, ev := range batch {
+			if len(picked) >= req.Limit {
+				break
+			}
 			scanned++
 			if req.Backward {
 				pos = ev.Depth - 1
 			} else {
 				pos = ev.Depth
 			}
-			if !v.canSee(ev) {
-				continue
-			}
-			ce, err := s.clientEvent(ctx, ev)
-			if err != nil {
-				return nil, err
-			}
-			if req.Match != nil && !req.Match(ce) {
-				continue
-			}
-			resp.Chunk = append(resp.Chunk, ce)
-			if len(resp.Chunk) == limit {
-				break
+			if v.canSee(ev) && (req.Match == nil || req.Match(ToClientEvent(ev, nil))) {
+				picked = append(picked, ev)
 			}
 		}
 	}
-	if pos >= 0 && !(req.Backward && pos == 0) && !(!req.Backward && pos >= info.LatestDepth && to < 0) {
+	if resp.Chunk, err = s.clientEvents(ctx, picked); err != nil {
+		return nil, err
+	}
+	for i := range resp.Chunk {
+		resp.Chunk[i].Unsigned["membership"] = v.membershipAt(picked[i])
+	}
+	if !exhausted {
 		resp.End = formatToken(pos)
 	}
-	if req.LazyLoadMembers {
-		if resp.State, err = s.lazyMembers(ctx, req.RoomID, resp.Chunk); err != nil {
+	if req.LazyLoadMembers && len(picked) > 0 {
+		if resp.State, err = s.lazyMembers(ctx, req.RoomID, picked); err != nil {
 			return nil, err
 		}
 	}
 	return resp, nil
 }
 
-// lazyMembers returns the current member events of the chunk's senders.
-func (s *Server) lazyMembers(ctx context.Context, roomID string, chunk []ClientEvent) ([]ClientEvent, error) {
+// lazyMembers returns the member events of the chunk's senders as they
+// were at the chunk's first event (as Synapse does).
+func (s *Server) lazyMembers(ctx context.Context, roomID string, chunk []storage.Event) ([]ClientEvent, error) {
 	seen := map[string]bool{}
-	var out []ClientEvent
-	for _, ce := range chunk {
-		if seen[ce.Sender] || (ce.Type == "m.room.member" && ce.StateKey != nil && *ce.StateKey == ce.Sender) {
-			seen[ce.Sender] = true
-			continue
+	var senders []string
+	for _, ev := range chunk {
+		if !seen[ev.Sender] {
+			seen[ev.Sender] = true
+			senders = append(senders, ev.Sender)
 		}
-		seen[ce.Sender] = true
-		ev, err := s.db.StateEventAt(ctx, roomID, "m.room.member", ce.Sender, 0)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		m, err := s.clientEvent(ctx, ev)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
 	}
-	return out, nil
+	evs, err := s.db.StateEventsAt(ctx, roomID, spec.MRoomMember, senders, chunk[0].Depth)
+	if err != nil {
+		return nil, err
+	}
+	return s.clientEvents(ctx, evs)
 }

@@ -66,6 +66,14 @@ func (s *Server) lockRoom(ctx context.Context, roomID string) (*room, error) {
 	}
 	if err := s.loadRoom(ctx, r); err != nil {
 		r.mu.Unlock()
+		if _, unknown := mxerr.As(err); unknown {
+			// Do not keep an entry for every room ID a client asks about.
+			s.mu.Lock()
+			if s.rooms[roomID] == r {
+				delete(s.rooms, roomID)
+			}
+			s.mu.Unlock()
+		}
 		return nil, err
 	}
 	return r, nil
@@ -140,6 +148,10 @@ func (s *Server) build(r *room, p proto, now time.Time) (gomatrixserverlib.PDU, 
 		return nil, mxerr.BadJSON("%v", err)
 	}
 	ev, err := b.Build(now, s.serverName, s.key.ID, s.key.Private)
+	var invalid gomatrixserverlib.EventValidationError
+	if errors.As(err, &invalid) && invalid.Code == gomatrixserverlib.EventValidationTooLarge {
+		return nil, mxerr.TooLarge("%s", invalid.Message) // the whole event, its type or state key
+	}
 	if err != nil {
 		return nil, mxerr.BadJSON("Invalid event: %v", err)
 	}

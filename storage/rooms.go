@@ -274,7 +274,8 @@ func (db *DB) RoomEvents(ctx context.Context, roomID string, after, before int64
 	} else {
 		q.WriteString(` ORDER BY e.depth`)
 	}
-	q.WriteString(fmt.Sprintf(` LIMIT %d`, limit))
+	fmt.Fprintf(&q, ` LIMIT $%d`, len(args)+1)
+	args = append(args, max(limit, 0))
 	return collectEvents(db.read.QueryContext(ctx, q.String(), args...))
 }
 
@@ -405,8 +406,7 @@ func (db *DB) StateIntervals(ctx context.Context, roomID, typ, stateKey string) 
 }
 
 // RoomMembers returns the member events of a room after the event at depth
-// (depth 0: now), optionally only those whose membership is (or is not) the
-// given value.
+// (depth 0: now), ordered by user ID.
 func (db *DB) RoomMembers(ctx context.Context, roomID string, depth int64) ([]Event, error) {
 	if depth == 0 {
 		return collectEvents(db.read.QueryContext(ctx, `SELECT `+eventColumns+`
@@ -417,4 +417,75 @@ func (db *DB) RoomMembers(ctx context.Context, roomID string, depth int64) ([]Ev
 		FROM room_state s JOIN events e ON e.event_id = s.event_id
 		WHERE s.room_id = $1 AND s.type = 'm.room.member' AND s.from_depth <= $2 AND (s.to_depth IS NULL OR s.to_depth > $2)
 		ORDER BY s.state_key`, roomID, depth))
+}
+
+// EventsByID returns the stored events among ids, keyed by event ID; unknown
+// IDs are left out.
+func (db *DB) EventsByID(ctx context.Context, ids []string) (map[string]Event, error) {
+	out := make(map[string]Event, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	cond, arg := db.engine.anyOf("e.event_id", 1, ids)
+	evs, err := collectEvents(db.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM events e WHERE `+cond, arg))
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range evs {
+		out[ev.EventID] = ev
+	}
+	return out, nil
+}
+
+// StateEventsAt returns the state events of one type with the given state
+// keys as they were after the event at depth (depth 0: current state).
+// Keys without state are left out.
+func (db *DB) StateEventsAt(ctx context.Context, roomID, typ string, stateKeys []string, depth int64) ([]Event, error) {
+	if len(stateKeys) == 0 {
+		return nil, nil
+	}
+	cond, arg := db.engine.anyOf("s.state_key", 3, stateKeys)
+	q := `SELECT ` + eventColumns + ` FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.room_id = $1 AND s.type = $2 AND ` + cond + ` AND s.to_depth IS NULL ORDER BY s.state_key`
+	args := []any{roomID, typ, arg}
+	if depth > 0 {
+		q = `SELECT ` + eventColumns + ` FROM room_state s JOIN events e ON e.event_id = s.event_id
+			WHERE s.room_id = $1 AND s.type = $2 AND ` + cond + ` AND s.from_depth <= $4 AND (s.to_depth IS NULL OR s.to_depth > $4)
+			ORDER BY s.state_key`
+		args = append(args, depth)
+	}
+	return collectEvents(db.read.QueryContext(ctx, q, args...))
+}
+
+// DepthAtStream returns the depth of the room's last event at or before the
+// global stream position pos (0 if the room has none), which turns a /sync
+// token into a place in the room's history. Within a room stream positions
+// grow with depth, so the walk down the (room_id, depth) index stops at the
+// first match, which for a recent token is at once.
+func (db *DB) DepthAtStream(ctx context.Context, roomID string, pos int64) (int64, error) {
+	var depth int64
+	err := db.read.QueryRowContext(ctx, `SELECT depth FROM events WHERE room_id = $1 AND stream_pos <= $2
+		ORDER BY depth DESC LIMIT 1`, roomID, pos).Scan(&depth)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("storage: depth at stream position %d: %w", pos, err)
+	}
+	return depth, nil
+}
+
+// Forgotten reports whether the user has forgotten the room (and not
+// joined it again since).
+func (db *DB) Forgotten(ctx context.Context, userID, roomID string) (bool, error) {
+	var one int
+	err := db.read.QueryRowContext(ctx, `SELECT 1 FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2`,
+		userID, roomID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("storage: forgotten room: %w", err)
+	}
+	return true, nil
 }
