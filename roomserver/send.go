@@ -84,13 +84,6 @@ func txnKey(parts ...string) string {
 
 func (s *Server) send(ctx context.Context, req SendRequest, key string) (string, error) {
 	txn := storage.Txn{UserID: req.Sender, DeviceID: req.DeviceID, TxnID: key}
-	if key != "" {
-		if id, err := s.db.TxnEvent(ctx, txn); err == nil {
-			return id, nil
-		} else if !errors.Is(err, storage.ErrNotFound) {
-			return "", err
-		}
-	}
 	r, err := s.lockRoom(ctx, req.RoomID)
 	if e, ok := mxerr.As(err); ok && e.Status == http.StatusNotFound {
 		// As for rooms the user is not in (and as Synapse answers), so
@@ -101,7 +94,7 @@ func (s *Server) send(ctx context.Context, req SendRequest, key string) (string,
 		return "", err
 	}
 	defer r.mu.Unlock()
-	if key != "" { // a concurrent retry may have won the lock first
+	if key != "" { // checked under the lock, so concurrent retries store one event
 		if id, err := s.db.TxnEvent(ctx, txn); err == nil {
 			return id, nil
 		} else if !errors.Is(err, storage.ErrNotFound) {

@@ -218,3 +218,28 @@ func (c *client) whoami(ctx context.Context, token string) (string, error) {
 func (c *client) logout(ctx context.Context, token string) error {
 	return c.call(ctx, "POST", "/_matrix/client/v3/logout", token, map[string]any{}, nil)
 }
+
+// createRoom creates a public room (so that the bench users can join it
+// without invites) and returns its ID.
+func (c *client) createRoom(ctx context.Context, token string) (string, error) {
+	var out struct {
+		RoomID string `json:"room_id"`
+	}
+	err := c.call(ctx, "POST", "/_matrix/client/v3/createRoom", token, map[string]any{"preset": "public_chat"}, &out)
+	return out.RoomID, err
+}
+
+// join makes the token's user join a room.
+func (c *client) join(ctx context.Context, token, roomID string) error {
+	return c.call(ctx, "POST", "/_matrix/client/v3/rooms/"+url.PathEscape(roomID)+"/join", token, map[string]any{}, nil)
+}
+
+// send sends one text message and returns its event ID.
+func (c *client) send(ctx context.Context, token, roomID, txnID, body string) (string, error) {
+	var out struct {
+		EventID string `json:"event_id"`
+	}
+	err := c.call(ctx, "PUT", "/_matrix/client/v3/rooms/"+url.PathEscape(roomID)+"/send/m.room.message/"+url.PathEscape(txnID),
+		token, map[string]string{"msgtype": "m.text", "body": body}, &out)
+	return out.EventID, err
+}

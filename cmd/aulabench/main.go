@@ -11,6 +11,9 @@
 //	        /account/whoami → POST /logout. Reports login+whoami ops/s and
 //	        the latency of each request separately.
 //	whoami  each worker logs in once, then loops GET /account/whoami.
+//	send    user 0 creates R public rooms (-rooms) that every user joins;
+//	        each worker logs in once, then sends text messages, operation k
+//	        going to room k mod R. Reports events/s and PUT /send latency.
 //
 // By default the workers run closed-loop (each sends its next request as soon
 // as the previous one is answered: the maximum throughput). With -rate the
@@ -64,6 +67,7 @@ type options struct {
 	pid         int
 	pgPID       int
 	json        bool
+	rooms       int
 }
 
 func main() {
@@ -80,7 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("aulabench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8008", "base URL of the server (loopback only)")
-	fs.StringVar(&o.scenario, "scenario", "login", "login or whoami")
+	fs.StringVar(&o.scenario, "scenario", "login", "login, whoami or send")
+	fs.IntVar(&o.rooms, "rooms", 1, "send: number of rooms the messages are spread over")
 	fs.StringVar(&o.secret, "secret", "", "registration shared secret, to create the users (empty: they must exist)")
 	fs.IntVar(&o.users, "users", 8, "number of users")
 	fs.StringVar(&o.prefix, "prefix", "bench", "user localparts are PREFIX-0 … PREFIX-(N-1)")
@@ -99,8 +104,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case o.scenario != "login" && o.scenario != "whoami":
-		return o, fmt.Errorf("unknown scenario %q (login or whoami)", o.scenario)
+	case o.scenario != "login" && o.scenario != "whoami" && o.scenario != "send":
+		return o, fmt.Errorf("unknown scenario %q (login, whoami or send)", o.scenario)
+	case o.rooms < 1 || o.rooms > 10000:
+		return o, errors.New("-rooms must be in [1, 10000]")
 	case o.users < 1 || o.concurrency < 1:
 		return o, errors.New("-users and -c must be at least 1")
 	case o.duration <= 0 || o.duration > maxDuration:
@@ -141,6 +148,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		res, err = runLogin(ctx, c, o, users)
 	case "whoami":
 		res, err = runWhoami(ctx, c, o, users)
+	case "send":
+		res, err = runSend(ctx, c, o, users)
 	}
 	if err != nil {
 		return err
@@ -318,6 +327,65 @@ func runWhoami(ctx context.Context, c *client, o options, users []string) (*resu
 	}
 	wg.Wait()
 	return m.finish(o, "whoami", ok.Load(), whoami), nil
+}
+
+// runSend sets up rooms and members, then measures PUT /send.
+func runSend(ctx context.Context, c *client, o options, users []string) (*result, error) {
+	setup := c.withTimeout(setupTimeout)
+	tokens := make([]string, len(users))
+	for i, u := range users {
+		t, err := setup.login(ctx, u, o.password)
+		if err != nil {
+			return nil, fmt.Errorf("login %s: %w", u, err)
+		}
+		tokens[i] = t.AccessToken
+	}
+	defer func() {
+		for _, tok := range tokens {
+			setup.logout(context.WithoutCancel(ctx), tok)
+		}
+	}()
+	rooms := make([]string, o.rooms)
+	for i := range rooms {
+		id, err := setup.createRoom(ctx, tokens[0])
+		if err != nil {
+			return nil, fmt.Errorf("create room: %w", err)
+		}
+		rooms[i] = id
+		for _, tok := range tokens[1:] {
+			if err := setup.join(ctx, tok, id); err != nil {
+				return nil, fmt.Errorf("join %s: %w", id, err)
+			}
+		}
+	}
+
+	send := newRecorder("send")
+	m := startMeasure(o)
+	sched := newSchedule(o)
+	run := time.Now().UnixNano() // transaction IDs must not repeat across runs
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for w := range o.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := tokens[w%len(tokens)]
+			for i := 0; ; i++ {
+				due, more := sched.take(ctx)
+				if !more {
+					return
+				}
+				room := rooms[(w+i*o.concurrency)%len(rooms)]
+				_, err := c.send(ctx, tok, room, fmt.Sprintf("%d-%d-%d", run, w, i), "benchmark message")
+				send.add(time.Since(due), err)
+				if err == nil {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return m.finish(o, "event", ok.Load(), send), nil
 }
 
 // measure holds what is sampled before the measured phase.
