@@ -53,6 +53,7 @@ func (s *Service) DeleteDevices(ctx context.Context, d *Device, op string, devic
 			ids = append(ids, id)
 		}
 	}
+	defer s.tokens.forgetUser(d.UserID)
 	return s.db.DeleteDevices(ctx, d.UserID, ids)
 }
 
@@ -79,6 +80,7 @@ func (s *Service) ChangePassword(ctx context.Context, d *Device, newPassword str
 		return err
 	}
 	if logoutDevices {
+		defer s.tokens.forgetUser(d.UserID)
 		return s.db.DeleteAllDevices(ctx, d.UserID, d.DeviceID)
 	}
 	return nil
@@ -91,7 +93,9 @@ func (s *Service) Deactivate(ctx context.Context, d *Device, auth json.RawMessag
 	if err := s.Confirm(ctx, d, "POST /account/deactivate", auth); err != nil {
 		return err
 	}
-	if err := s.db.DeactivateUser(ctx, d.UserID); err != nil {
+	err := s.db.DeactivateUser(ctx, d.UserID)
+	s.tokens.forgetUser(d.UserID)
+	if err != nil {
 		return err
 	}
 	s.log.Info("deactivated account", "user_id", d.UserID)

@@ -33,7 +33,8 @@ type Service struct {
 	uia    *uiaSessions
 	failed *limiter // failed password attempts per user
 
-	hasher *hasher // bcrypt with bounded concurrency
+	hasher *hasher     // bcrypt with bounded concurrency
+	tokens *tokenCache // access token → device, invalidated on revocation
 
 	seenMu sync.Mutex
 	seen   map[string]int64 // user\x00device -> last recorded last_seen_ts
@@ -74,6 +75,7 @@ func New(db *storage.DB, cfg *config.Config, log *slog.Logger) (*Service, error)
 		uia:          newUIASessions(),
 		failed:       newLimiter(5, time.Minute/5), // 5 tries, then one every 12 s
 		hasher:       newHasher(cfg.PasswordLogin.BcryptCost),
+		tokens:       newTokenCache(time.Minute, 100_000),
 		seen:         make(map[string]int64),
 		nonces:       newNonceStore(),
 		badRegTokens: newLimiter(5, time.Minute/6), // 5 tries, then one every 10 s
@@ -108,12 +110,19 @@ func (s *Service) Authenticate(ctx context.Context, token, ip string) (*Device, 
 		return nil, mxerr.MissingToken()
 	}
 	hash := hashToken(token)
-	owner, err := s.db.TokenOwner(ctx, hash)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, mxerr.UnknownToken(false)
-	}
-	if err != nil {
-		return nil, err
+	owner, cached, gen := s.tokens.get(hash, s.now())
+	if !cached {
+		var err error
+		owner, err = s.db.TokenOwner(ctx, hash)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, mxerr.UnknownToken(false)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !owner.RefreshPending { // the first use of a refreshed token writes; do not skip it
+			s.tokens.put(hash, owner, gen, s.now())
+		}
 	}
 	now := s.now().UnixMilli()
 	if owner.ExpiresTS != 0 && owner.ExpiresTS <= now {
@@ -170,7 +179,9 @@ func (s *Service) IssueTokens(ctx context.Context, userID, deviceID, displayName
 		deviceID = newDeviceID()
 	}
 	t, nt := s.newTokens(userID, deviceID, refresh)
-	if err := s.db.LoginDevice(ctx, userID, deviceID, displayName, nt); err != nil {
+	err := s.db.LoginDevice(ctx, userID, deviceID, displayName, nt)
+	s.tokens.forgetUser(userID) // the device's old tokens are gone
+	if err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -228,6 +239,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, er
 	}
 	t, nt := s.newTokens("", "", true)
 	userID, deviceID, err := s.db.Refresh(ctx, hashToken(refreshToken), nt, s.now().UnixMilli())
+	if userID != "" {
+		s.tokens.forgetUser(userID) // the old access token is revoked
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		// Never issued, already replaced, or logged out: the session is gone.
 		return nil, mxerr.UnknownToken(false)
@@ -309,11 +323,13 @@ func (s *Service) verifyPassword(ctx context.Context, userID, password string) e
 
 // Logout revokes the device's token and deletes the device.
 func (s *Service) Logout(ctx context.Context, d *Device) error {
+	defer s.tokens.forgetUser(d.UserID)
 	return s.db.DeleteDevices(ctx, d.UserID, []string{d.DeviceID})
 }
 
 // LogoutAll deletes every device of the user, revoking every token.
 func (s *Service) LogoutAll(ctx context.Context, userID string) error {
+	defer s.tokens.forgetUser(userID)
 	return s.db.DeleteAllDevices(ctx, userID, "")
 }
 
