@@ -119,6 +119,11 @@ func (s *Service) PutAccountData(ctx context.Context, requester, userID, roomID,
 	if content.Len() == 0 || content.Bytes()[0] != '{' {
 		return mxerr.BadJSON("Content must be a JSON object")
 	}
+	if roomID == "" && typ == IgnoredUserListType {
+		if err := checkIgnoredUsers(userID, content.Bytes()); err != nil {
+			return err
+		}
+	}
 	_, err := s.db.PutAccountData(ctx, userID, roomID, typ, content.Bytes())
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aula-chat/aula/push"
 	"github.com/aula-chat/aula/roomserver"
 	"github.com/aula-chat/aula/syncapi"
+	"github.com/aula-chat/aula/typing"
 )
 
 // API serves the client-server API. Build it with New.
@@ -25,6 +26,7 @@ type API struct {
 	push    *push.Service
 	sync    *syncapi.Service
 	rooms   *roomserver.Server
+	typing  *typing.Tracker
 	router  *mux.Router
 }
 
@@ -35,11 +37,12 @@ type Services struct {
 	Push    *push.Service
 	Sync    *syncapi.Service
 	Rooms   *roomserver.Server
+	Typing  *typing.Tracker
 }
 
 // New builds the HTTP handler for the whole server.
 func New(cfg *config.Config, log *slog.Logger, s Services) *API {
-	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync, rooms: s.Rooms}
+	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync, rooms: s.Rooms, typing: s.Typing}
 	a.router = a.routes()
 	return a
 }
@@ -157,6 +160,11 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/rooms/{roomId}/joined_members", a.authed(a.getJoinedMembers)).Methods("GET")
 	v3.Handle("/rooms/{roomId}/messages", a.authed(a.getMessages)).Methods("GET")
 
+	// Receipts, read markers and typing (receipts.go).
+	v3.Handle("/rooms/{roomId}/receipt/{receiptType}/{eventId}", a.authed(a.postReceipt)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/read_markers", a.authed(a.setReadMarkers)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/typing/{userId}", a.authed(a.setTyping)).Methods("PUT")
+
 	// Room tags (tags.go).
 	v3.Handle("/user/{userId}/rooms/{roomId}/tags", a.authed(a.getTags)).Methods("GET")
 	v3.Handle("/user/{userId}/rooms/{roomId}/tags/{tag}", a.authed(a.putTag)).Methods("PUT")
@@ -175,6 +183,24 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/directory/room/{roomAlias}", a.authed(a.putRoomAlias)).Methods("PUT")
 	v3.Handle("/directory/room/{roomAlias}", a.authed(a.deleteRoomAlias)).Methods("DELETE")
 	v3.Handle("/rooms/{roomId}/aliases", a.authed(a.getRoomAliases)).Methods("GET")
+
+	// Room upgrades (upgrade.go).
+	v3.Handle("/rooms/{roomId}/upgrade", a.authed(a.upgradeRoom)).Methods("POST")
+
+	// Relations (relations.go).
+	v1.Handle("/rooms/{roomId}/relations/{eventId}", a.authed(a.getRelations)).Methods("GET")
+	v1.Handle("/rooms/{roomId}/relations/{eventId}/{relType}", a.authed(a.getRelations)).Methods("GET")
+	v1.Handle("/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}", a.authed(a.getRelations)).Methods("GET")
+	v1.Handle("/rooms/{roomId}/threads", a.authed(a.getThreads)).Methods("GET")
+
+	// Spaces and room summaries (hierarchy.go).
+	v1.Handle("/rooms/{roomId}/hierarchy", a.authed(a.getSpaceHierarchy)).Methods("GET")
+	v1.Handle("/room_summary/{roomIdOrAlias}", a.authed(a.getRoomSummary)).Methods("GET")
+	root.Handle("/_matrix/client/unstable/im.nheko.summary/summary/{roomIdOrAlias}", a.authed(a.getRoomSummary)).Methods("GET")
+	root.Handle("/_matrix/client/unstable/im.nheko.summary/rooms/{roomIdOrAlias}/summary", a.authed(a.getRoomSummary)).Methods("GET")
+
+	// Search (search.go).
+	v3.Handle("/search", a.authed(a.search)).Methods("POST")
 
 	return root
 }

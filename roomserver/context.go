@@ -29,7 +29,8 @@ type ContextResponse struct {
 }
 
 // Context returns an event with the visible events around it and the room
-// state at the end of that window.
+// state at the end of that window. Events of users the user ignores are
+// left out like invisible ones (state events excepted).
 func (s *Server) Context(ctx context.Context, req ContextRequest) (*ContextResponse, error) {
 	ev, err := s.db.Event(ctx, req.EventID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && ev.RoomID != req.RoomID) {
@@ -45,7 +46,14 @@ func (s *Server) Context(ctx context.Context, req ContextRequest) (*ContextRespo
 	if !v.canSee(ev) {
 		return nil, mxerr.NotFound("Event not found")
 	}
-	center, err := s.clientEvent(ctx, ev)
+	ignored, err := s.ignoredUsers(ctx, req.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if hiddenByIgnore(ignored, ev) {
+		return nil, mxerr.NotFound("Event not found")
+	}
+	center, err := s.clientEvent(ctx, v, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +111,7 @@ func (s *Server) Context(ctx context.Context, req ContextRequest) (*ContextRespo
 		if req.LazyLoadMembers && st.Type == "m.room.member" && st.StateKey != nil && !senders[*st.StateKey] {
 			continue
 		}
-		ce, err := s.clientEvent(ctx, st)
+		ce, err := s.clientEvent(ctx, nil, st)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +142,7 @@ func (s *Server) TimestampToEvent(ctx context.Context, userID, roomID string, ts
 	}
 	for _, ev := range evs {
 		if v.canSee(ev) {
-			return s.clientEvent(ctx, ev)
+			return s.clientEvent(ctx, nil, ev)
 		}
 	}
 	return ClientEvent{}, mxerr.NotFound("No event found %s %d", map[bool]string{true: "before", false: "after"}[backwards], ts)

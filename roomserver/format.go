@@ -90,8 +90,17 @@ func replacesState(ev storage.Event) string {
 // their redaction in unsigned.redacted_because, and a state event whose
 // predecessor was redacted after it was sent shows the redacted content as
 // its prev_content (the stored copy predates the redaction). The events that
-// needs are read in one query.
-func (s *Server) clientEvents(ctx context.Context, evs []storage.Event) ([]ClientEvent, error) {
+// needs are read in one query. With a viewer, the events also carry their
+// bundled aggregations (unsigned["m.relations"], relations.go) as that
+// viewer's user may see them; callers that serve only state events, which
+// get none, pass nil. The events must be of one room.
+func (s *Server) clientEvents(ctx context.Context, v *viewer, evs []storage.Event) ([]ClientEvent, error) {
+	return s.formatEvents(ctx, v, evs, true)
+}
+
+// formatEvents is clientEvents; threads false leaves out m.thread
+// aggregations (for the latest events of threads, which are not roots).
+func (s *Server) formatEvents(ctx context.Context, v *viewer, evs []storage.Event, threads bool) ([]ClientEvent, error) {
 	var need []string
 	for _, ev := range evs {
 		if ev.RedactedBy != "" {
@@ -128,12 +137,17 @@ func (s *Server) clientEvents(ctx context.Context, evs []storage.Event) ([]Clien
 		}
 		out = append(out, ce)
 	}
+	if v != nil {
+		if err := s.addBundles(ctx, v, evs, out, threads); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 
 // clientEvent formats one stored event for a client, like clientEvents.
-func (s *Server) clientEvent(ctx context.Context, ev storage.Event) (ClientEvent, error) {
-	out, err := s.clientEvents(ctx, []storage.Event{ev})
+func (s *Server) clientEvent(ctx context.Context, v *viewer, ev storage.Event) (ClientEvent, error) {
+	out, err := s.clientEvents(ctx, v, []storage.Event{ev})
 	if err != nil {
 		return ClientEvent{}, err
 	}

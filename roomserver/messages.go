@@ -35,7 +35,7 @@ type MessagesResponse struct {
 const maxScan = 1000
 
 // Messages pages through a room's history, showing only what the user may
-// see. Tokens are positions between events (see parseToken): dir=b returns
+// see, without the non-state events of users they ignore. Tokens are positions between events (see parseToken): dir=b returns
 // the events at or before from, newest first; dir=f those after from,
 // oldest first; to bounds the walk the same way. end is the position after
 // the last event examined, omitted when no events are left in that
@@ -48,6 +48,10 @@ func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 	}
 	if !v.mayRead() {
 		return nil, forbiddenNotMember()
+	}
+	ignored, err := s.ignoredUsers(ctx, req.UserID)
+	if err != nil {
+		return nil, err
 	}
 	// The walk covers the depths (lo, hi].
 	lo, hi := int64(0), v.maxVisibleDepth(info.LatestDepth)
@@ -122,12 +126,12 @@ func (s *Server) Messages(ctx context.Context, req MessagesRequest) (*MessagesRe
 			} else {
 				pos = ev.Depth
 			}
-			if v.canSee(ev) && (req.Match == nil || req.Match(ToClientEvent(ev, nil))) {
+			if v.canSee(ev) && !hiddenByIgnore(ignored, ev) && (req.Match == nil || req.Match(ToClientEvent(ev, nil))) {
 				picked = append(picked, ev)
 			}
 		}
 	}
-	if resp.Chunk, err = s.clientEvents(ctx, picked); err != nil {
+	if resp.Chunk, err = s.clientEvents(ctx, v, picked); err != nil {
 		return nil, err
 	}
 	for i := range resp.Chunk {
@@ -159,5 +163,13 @@ func (s *Server) lazyMembers(ctx context.Context, roomID string, chunk []storage
 	if err != nil {
 		return nil, err
 	}
-	return s.clientEvents(ctx, evs)
+	return s.clientEvents(ctx, nil, evs)
+}
+
+// hiddenByIgnore reports whether an event is hidden from a user because
+// they ignore its sender (their m.ignored_user_list): every event but state
+// events, which the spec says are still sent so that the room looks the
+// same to everyone.
+func hiddenByIgnore(ignored map[string]bool, ev storage.Event) bool {
+	return ev.StateKey == nil && ignored[ev.Sender]
 }

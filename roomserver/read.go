@@ -285,6 +285,12 @@ func (s *Server) view(ctx context.Context, roomID, userID string) (storage.RoomI
 // Event returns one event if the user may see it; otherwise, and for
 // unknown events, 404 M_NOT_FOUND (the spec's answer for both).
 func (s *Server) Event(ctx context.Context, userID, roomID, eventID string) (ClientEvent, error) {
+	return s.event(ctx, userID, roomID, eventID, true)
+}
+
+// event finds an event the user may see; hideIgnored also hides (as unknown)
+// non-state events of users the reader ignores, as GET /event does.
+func (s *Server) event(ctx context.Context, userID, roomID, eventID string, hideIgnored bool) (ClientEvent, error) {
 	ev, err := s.db.Event(ctx, eventID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && ev.RoomID != roomID) {
 		return ClientEvent{}, mxerr.NotFound("Event not found")
@@ -299,7 +305,16 @@ func (s *Server) Event(ctx context.Context, userID, roomID, eventID string) (Cli
 	if !v.canSee(ev) {
 		return ClientEvent{}, mxerr.NotFound("Event not found")
 	}
-	ce, err := s.clientEvent(ctx, ev)
+	if hideIgnored {
+		ignored, err := s.ignoredUsers(ctx, userID)
+		if err != nil {
+			return ClientEvent{}, err
+		}
+		if hiddenByIgnore(ignored, ev) {
+			return ClientEvent{}, mxerr.NotFound("Event not found")
+		}
+	}
+	ce, err := s.clientEvent(ctx, v, ev)
 	if err != nil {
 		return ClientEvent{}, err
 	}
@@ -323,7 +338,7 @@ func (s *Server) State(ctx context.Context, userID, roomID string) ([]ClientEven
 	if err != nil {
 		return nil, err
 	}
-	return s.clientEvents(ctx, evs)
+	return s.clientEvents(ctx, nil, evs)
 }
 
 // StateEvent returns one state event the user may read; 404 M_NOT_FOUND
@@ -340,7 +355,7 @@ func (s *Server) StateEvent(ctx context.Context, userID, roomID, typ, stateKey s
 	if err != nil {
 		return ClientEvent{}, err
 	}
-	return s.clientEvent(ctx, ev)
+	return s.clientEvent(ctx, nil, ev)
 }
 
 // readableStateDepth is viewer.stateDepth for the user; 403 for unknown
@@ -392,7 +407,7 @@ func (s *Server) Members(ctx context.Context, userID, roomID, atToken, membershi
 		}
 		kept = append(kept, ev)
 	}
-	return s.clientEvents(ctx, kept)
+	return s.clientEvents(ctx, nil, kept)
 }
 
 // JoinedMember is one entry of GET /joined_members.

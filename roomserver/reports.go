@@ -19,7 +19,8 @@ func (s *Server) ReportEvent(ctx context.Context, userID, roomID, eventID, reaso
 	if score != nil && (*score < -100 || *score > 0) {
 		return mxerr.InvalidParam("score must be between -100 and 0")
 	}
-	if _, err := s.Event(ctx, userID, roomID, eventID); err != nil {
+	// Events of ignored users can be reported: that is often why they are ignored.
+	if _, err := s.event(ctx, userID, roomID, eventID, false); err != nil {
 		return err
 	}
 	s.log.Info("event reported", "room_id", roomID, "event_id", eventID, "user_id", userID)

@@ -112,6 +112,9 @@ func (s *Server) send(ctx context.Context, req SendRequest, key string) (string,
 	if err != nil {
 		return "", err
 	}
+	if err := s.checkRelation(ctx, r.id, req.Content); err != nil {
+		return "", err
+	}
 	var target *storage.Event
 	var redacted []byte
 	if isRedaction { // after the auth rules, so non-members learn nothing of events

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/lib/pq"
 	"modernc.org/sqlite"
@@ -72,3 +73,77 @@ func (e engine) forUpdate() string {
 	}
 	return ""
 }
+
+// Full-text search (search.go). SQLite searches the FTS5 table event_search
+// with FTS5's query syntax and ranks by bm25; PostgreSQL searches the
+// tsvector column of its event_search table with a tsquery in the 'english'
+// configuration and ranks by ts_rank. Both tables are keyed by rowid, the
+// event's stream_pos (see the 0005_search migrations).
+
+// searchQuery turns search words into the engine's query text: every word
+// must match, the last one also as the prefix of a longer word. Each word is
+// quoted, so nothing a user types can change the query's syntax.
+func (e engine) searchQuery(words []string) string {
+	var b strings.Builder
+	for i, w := range words {
+		last := i == len(words)-1
+		if e == enginePostgres {
+			if i > 0 {
+				b.WriteString(" & ")
+			}
+			b.WriteString("'" + strings.NewReplacer(`'`, `''`, `\`, `\\`).Replace(w) + "'")
+			if last {
+				b.WriteString(":*")
+			}
+			continue
+		}
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		b.WriteString(`"` + strings.ReplaceAll(w, `"`, `""`) + `"`)
+		if last {
+			b.WriteString("*")
+		}
+	}
+	return b.String()
+}
+
+// searchMatch is the condition that an event_search row matches the query
+// text bound to parameter $n.
+func (e engine) searchMatch(n int) string {
+	p := "$" + strconv.Itoa(n)
+	if e == enginePostgres {
+		return "event_search.vector @@ to_tsquery('english', " + p + ")"
+	}
+	return "event_search MATCH " + p
+}
+
+// searchRank is how well an event_search row matches the query text bound
+// to parameter $n: higher is better (bm25 is lower for better matches).
+// ts_rank's normalisation 1 divides by the log of the text's length, so a
+// short message with the words ranks above a long one, as with bm25.
+func (e engine) searchRank(n int) string {
+	p := "$" + strconv.Itoa(n)
+	if e == enginePostgres {
+		return "ts_rank(event_search.vector, to_tsquery('english', " + p + "), 1)"
+	}
+	return "-bm25(event_search)"
+}
+
+// searchHighlight is the indexed text of the event e behind a matching
+// event_search row, with each word the query text bound to parameter $n
+// matched between the characters searchMarkStart and searchMarkEnd.
+func (e engine) searchHighlight(n int) string {
+	p := "$" + strconv.Itoa(n)
+	if e == enginePostgres {
+		return "ts_headline('english', event_search_text(e.type, e.json), to_tsquery('english', " + p + "), " +
+			`'HighlightAll=true, StartSel="' || chr(2) || '", StopSel="' || chr(3) || '"')`
+	}
+	return "highlight(event_search, 0, char(2), char(3))"
+}
+
+// Marks around matched words in searchHighlight's text.
+const (
+	searchMarkStart = '\x02'
+	searchMarkEnd   = '\x03'
+)

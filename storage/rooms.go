@@ -129,6 +129,9 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 					return fmt.Errorf("storage: redact %s: %w", ev.Redacts, err)
 				}
 			}
+			if err := recordRelations(ctx, tx, ev); err != nil { // relations.go
+				return err
+			}
 			if ev.Type == "m.room.member" && ev.StateKey != nil && ev.Membership == "join" {
 				if _, err := tx.ExecContext(ctx, `DELETE FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2`,
 					*ev.StateKey, ev.RoomID); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/aula-chat/aula/roomserver"
 	"github.com/aula-chat/aula/storage"
 	"github.com/aula-chat/aula/syncapi"
+	"github.com/aula-chat/aula/typing"
 )
 
 // App is a built server.
@@ -31,6 +32,7 @@ type App struct {
 	Config  *config.Config
 	DB      *storage.DB
 	Auth    *auth.Service
+	Typing  *typing.Tracker // who is typing where (memory only)
 	Handler http.Handler
 	log     *slog.Logger
 }
@@ -63,18 +65,23 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		db.Close()
 		return nil, err
 	}
+	typingTracker := typing.New(nil, nil)
 	api := clientapi.New(cfg, log, clientapi.Services{
 		Auth:    authSvc,
 		Account: account.New(db),
 		Push:    push.NewService(db),
 		Sync:    syncapi.New(db),
 		Rooms:   roomserver.New(db, cfg, key, log),
+		Typing:  typingTracker,
 	})
-	return &App{Config: cfg, DB: db, Auth: authSvc, Handler: api, log: log}, nil
+	return &App{Config: cfg, DB: db, Auth: authSvc, Typing: typingTracker, Handler: api, log: log}, nil
 }
 
-// Close releases the database.
-func (a *App) Close() error { return a.DB.Close() }
+// Close stops the typing tracker's timer and releases the database.
+func (a *App) Close() error {
+	a.Typing.Close()
+	return a.DB.Close()
+}
 
 // Serve listens on the configured address and serves until ctx ends; then
 // it stops accepting connections and gives running requests

@@ -1,0 +1,98 @@
+package clientapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/aula-chat/aula/auth"
+	"github.com/aula-chat/aula/internal/mxerr"
+	"github.com/aula-chat/aula/roomserver"
+)
+
+// Page sizes of the relations and threads endpoints: Synapse's defaults
+// (clients normally ask for a limit) and caps.
+const (
+	defaultRelationsLimit = 5
+	maxRelationsLimit     = 1000
+	defaultThreadsLimit   = 5
+	maxThreadsLimit       = 100
+)
+
+// getRelations answers GET /v1/rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]].
+func (a *API) getRelations(r *http.Request, d *auth.Device) (any, error) {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		return nil, err
+	}
+	v := mux.Vars(r)
+	q := r.URL.Query()
+	req := roomserver.RelationsRequest{
+		UserID: d.UserID, RoomID: roomID, EventID: v["eventId"], RelType: v["relType"], EventType: v["eventType"],
+		From: q.Get("from"), To: q.Get("to"), Limit: defaultRelationsLimit,
+	}
+	switch q.Get("dir") {
+	case "", "b":
+	case "f":
+		req.Forward = true
+	default:
+		return nil, mxerr.InvalidParam("dir must be b or f")
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			return nil, mxerr.InvalidParam("limit must be a non-negative integer")
+		}
+		req.Limit = min(n, maxRelationsLimit)
+	}
+	for _, name := range []string{"recurse", "org.matrix.msc3981.recurse"} {
+		if !q.Has(name) {
+			continue
+		}
+		b, ok := parseBool(q.Get(name))
+		if !ok {
+			return nil, mxerr.InvalidParam("%s must be true or false", name)
+		}
+		req.Recurse = &b
+		break
+	}
+	return a.rooms.Relations(r.Context(), req)
+}
+
+// parseBool reads a boolean query parameter: "true" or "false", as the
+// spec writes them.
+func parseBool(s string) (value, ok bool) {
+	switch s {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
+}
+
+// getThreads answers GET /v1/rooms/{roomId}/threads.
+func (a *API) getThreads(r *http.Request, d *auth.Device) (any, error) {
+	roomID, err := roomIDVar(r)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	req := roomserver.ThreadsRequest{UserID: d.UserID, RoomID: roomID, From: q.Get("from"), Limit: defaultThreadsLimit}
+	switch q.Get("include") {
+	case "", "all":
+	case "participated":
+		req.Participated = true
+	default:
+		return nil, mxerr.InvalidParam("include must be all or participated")
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n <= 0 {
+			return nil, mxerr.InvalidParam("limit must be an integer greater than zero")
+		}
+		req.Limit = min(n, maxThreadsLimit)
+	}
+	return a.rooms.Threads(r.Context(), req)
+}

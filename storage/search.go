@@ -1,0 +1,176 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// SearchQuery asks for the events whose indexed text (see the 0005_search
+// migrations) matches a search term.
+type SearchQuery struct {
+	// Term is what the user typed. Its words (runs of letters, digits and
+	// combining marks) must all match; the last one also matches as the
+	// prefix of a longer word. Everything else in it is ignored.
+	Term string
+	// RoomIDs are the rooms to search; none means no results.
+	RoomIDs []string
+	// Types are the event types to search (m.room.message, m.room.name,
+	// m.room.topic); none means no results.
+	Types []string
+	// Senders, if not nil, keeps only events from these senders;
+	// NotSenders drops events from those.
+	Senders    []string
+	NotSenders []string
+	// ByRank orders the hits best match first; otherwise they come newest
+	// first (by stream position).
+	ByRank bool
+	// Before, when above 0, keeps only events with a lower stream position.
+	Before int64
+	// Offset skips that many hits; Limit caps how many are returned.
+	Offset int
+	Limit  int
+}
+
+// SearchHit is one event matching a search: what ordering, filtering and
+// history visibility need, without the event's JSON.
+type SearchHit struct {
+	StreamPos int64
+	EventID   string
+	RoomID    string
+	Depth     int64
+	Type      string
+	Sender    string
+	Rank      float64 // higher is a better match
+}
+
+// maxSearchWords bounds the words of one search term.
+const maxSearchWords = 32
+
+// searchWords splits a search term into its words: runs of letters, digits
+// and combining marks, which both engines' tokenizers keep together.
+// Punctuation, symbols and spaces separate words, so "e-mail" is two words
+// that must both match. NUL never gets through (PostgreSQL refuses it).
+func searchWords(term string) []string {
+	words := strings.FieldsFunc(term, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.In(r, unicode.Mn, unicode.Mc)
+	})
+	if len(words) > maxSearchWords {
+		words = words[:maxSearchWords]
+	}
+	return words
+}
+
+// SearchEvents returns the events matching q.Term in the rooms and types
+// asked for, in q's order, ranked by the engine's relevance function
+// (ts_rank on PostgreSQL, bm25 on SQLite). A term without words matches
+// nothing.
+func (db *DB) SearchEvents(ctx context.Context, q SearchQuery) ([]SearchHit, error) {
+	words := searchWords(q.Term)
+	if len(words) == 0 || len(q.RoomIDs) == 0 || len(q.Types) == 0 || (q.Senders != nil && len(q.Senders) == 0) || q.Limit <= 0 {
+		return nil, nil
+	}
+	args := []any{db.engine.searchQuery(words)}
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	in := func(col string, values []string) string {
+		cond, v := db.engine.anyOf(col, len(args)+1, values)
+		args = append(args, v)
+		return cond
+	}
+	// CROSS JOIN makes SQLite read event_search first: FTS5 can answer
+	// MATCH only from its own index. PostgreSQL plans it as an inner join.
+	var b strings.Builder
+	b.WriteString(`SELECT e.stream_pos, e.event_id, e.room_id, e.depth, e.type, e.sender, ` + db.engine.searchRank(1) + ` AS hit_rank
+		FROM event_search CROSS JOIN events e
+		WHERE e.stream_pos = event_search.rowid AND ` + db.engine.searchMatch(1))
+	b.WriteString(` AND ` + in("e.room_id", q.RoomIDs))
+	b.WriteString(` AND ` + in("e.type", q.Types))
+	if q.Senders != nil {
+		b.WriteString(` AND ` + in("e.sender", q.Senders))
+	}
+	if len(q.NotSenders) > 0 {
+		b.WriteString(` AND NOT ` + in("e.sender", q.NotSenders))
+	}
+	if q.Before > 0 {
+		b.WriteString(` AND e.stream_pos < ` + arg(q.Before))
+	}
+	if q.ByRank {
+		b.WriteString(` ORDER BY hit_rank DESC, e.stream_pos DESC`)
+	} else {
+		b.WriteString(` ORDER BY e.stream_pos DESC`)
+	}
+	b.WriteString(` LIMIT ` + arg(q.Limit) + ` OFFSET ` + arg(max(q.Offset, 0)))
+
+	rows, err := db.read.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: search: %w", err)
+	}
+	defer rows.Close()
+	var out []SearchHit
+	for rows.Next() {
+		var h SearchHit
+		if err := rows.Scan(&h.StreamPos, &h.EventID, &h.RoomID, &h.Depth, &h.Type, &h.Sender, &h.Rank); err != nil {
+			return nil, fmt.Errorf("storage: scan search hit: %w", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: search: %w", err)
+	}
+	return out, nil
+}
+
+// SearchHighlights returns the words of the given events' indexed text that
+// match term, lower-cased, sorted and without duplicates: what clients
+// should highlight. They can differ from the words of the term, through
+// stemming ("messages" for "message") and the prefix match of its last word.
+func (db *DB) SearchHighlights(ctx context.Context, term string, eventIDs []string) ([]string, error) {
+	words := searchWords(term)
+	if len(words) == 0 || len(eventIDs) == 0 {
+		return []string{}, nil
+	}
+	cond, ids := db.engine.anyOf("e.event_id", 2, eventIDs)
+	rows, err := db.read.QueryContext(ctx, `SELECT `+db.engine.searchHighlight(1)+`
+		FROM event_search CROSS JOIN events e
+		WHERE e.stream_pos = event_search.rowid AND `+db.engine.searchMatch(1)+` AND `+cond,
+		db.engine.searchQuery(words), ids)
+	if err != nil {
+		return nil, fmt.Errorf("storage: search highlights: %w", err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var text *string
+		if err := rows.Scan(&text); err != nil {
+			return nil, fmt.Errorf("storage: scan search highlights: %w", err)
+		}
+		if text == nil {
+			continue
+		}
+		for rest := *text; ; {
+			_, after, ok := strings.Cut(rest, string(searchMarkStart))
+			if !ok {
+				break
+			}
+			word, tail, _ := strings.Cut(after, string(searchMarkEnd))
+			if w := strings.ToLower(strings.TrimSpace(word)); w != "" {
+				seen[w] = true
+			}
+			rest = tail
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: search highlights: %w", err)
+	}
+	out := make([]string, 0, len(seen))
+	for w := range seen {
+		out = append(out, w)
+	}
+	slices.Sort(out)
+	return out, nil
+}
