@@ -24,8 +24,8 @@ var ErrConflict = errors.New("storage: conflict")
 // SQLITE_BUSY) and a separate pool for reads; PostgreSQL uses one pool for both.
 type DB struct {
 	engine engine
-	write  *sql.DB
-	read   *sql.DB
+	write  *pool
+	read   *pool
 }
 
 // Open connects to the database named by dsn: "sqlite:PATH" or a
@@ -92,7 +92,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	return &DB{engine: engineSQLite, write: write, read: read}, nil
+	return &DB{engine: engineSQLite, write: newPool(write), read: newPool(read)}, nil
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
@@ -107,7 +107,8 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: connect postgres: %w", err)
 	}
-	return &DB{engine: enginePostgres, write: db, read: db}, nil
+	p := newPool(db)
+	return &DB{engine: enginePostgres, write: p, read: p}, nil
 }
 
 // Engine returns "sqlite" or "postgres".
@@ -122,15 +123,14 @@ func (db *DB) Close() error {
 	return err
 }
 
-// Tx is a write transaction handed to the function given to DB.write.
-type Tx = sql.Tx
-
 // inTx runs fn in one write transaction, committing if fn returns nil.
-func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
+func (db *DB) inTx(ctx context.Context, fn func(tx *Tx) error) error {
+	sqlTx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storage: begin: %w", err)
 	}
+	tx := &Tx{Tx: sqlTx, p: db.write}
+	defer tx.prepareMissing(context.WithoutCancel(ctx))
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
@@ -145,7 +145,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // The row lock on the single counter row serialises writers that need a
 // position until they commit, so a position can never become visible after
 // a higher one.
-func nextStreamPos(ctx context.Context, tx *sql.Tx) (int64, error) {
+func nextStreamPos(ctx context.Context, tx *Tx) (int64, error) {
 	var pos int64
 	err := tx.QueryRowContext(ctx, `UPDATE stream_position SET pos = pos + 1 WHERE id = 1 RETURNING pos`).Scan(&pos)
 	if err != nil {
