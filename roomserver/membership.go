@@ -53,7 +53,70 @@ func (s *Server) Join(ctx context.Context, userID, roomIDOrAlias, reason string,
 		return "", err
 	}
 	defer r.mu.Unlock()
+	if err := s.authoriseRestrictedJoin(ctx, r, userID, content); err != nil {
+		return "", err
+	}
 	return roomID, s.appendMember(ctx, r, userID, userID, content, false)
+}
+
+// authoriseRestrictedJoin handles the restricted join rules: a user who is
+// not invited may join when they are in one of the rooms the rule allows,
+// and the join must name a member who may invite ("authorised via users
+// server", which for a server of one is simply such a member). r is locked.
+func (s *Server) authoriseRestrictedJoin(ctx context.Context, r *room, userID string, content map[string]any) error {
+	jr, ok := r.state[gomatrixserverlib.StateKeyTuple{EventType: spec.MRoomJoinRules}]
+	if !ok {
+		return nil
+	}
+	var rule struct {
+		JoinRule string `json:"join_rule"`
+		Allow    []struct {
+			Type   string `json:"type"`
+			RoomID string `json:"room_id"`
+		} `json:"allow"`
+	}
+	_ = json.Unmarshal(jr.Content(), &rule)
+	if rule.JoinRule != spec.Restricted && rule.JoinRule != spec.KnockRestricted {
+		return nil
+	}
+	if m := r.membership(userID); m == spec.Join || m == spec.Invite {
+		return nil // an invite (or being in the room) needs no authoriser
+	}
+	allowed := false
+	for _, a := range rule.Allow {
+		if a.Type != "m.room_membership" || a.RoomID == "" || a.RoomID == r.id {
+			continue
+		}
+		// Read, not lock, the other room: two joins in opposite directions
+		// must not wait for each other's room lock.
+		ev, err := s.db.StateEventAt(ctx, a.RoomID, spec.MRoomMember, userID, 0)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if membershipOf(ev) == spec.Join {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		return mxerr.Forbidden("You are not a member of any room that gives access to this room")
+	}
+	pl := r.powerLevels()
+	var members []string
+	for t := range r.state {
+		if t.EventType == spec.MRoomMember && r.membership(t.StateKey) == spec.Join && r.userLevel(t.StateKey) >= pl.Invite {
+			members = append(members, t.StateKey)
+		}
+	}
+	if len(members) == 0 {
+		return mxerr.Forbidden("No member of this room may let you in")
+	}
+	slices.Sort(members) // the same authoriser for the same room state
+	content["join_authorised_via_users_server"] = members[0]
+	return nil
 }
 
 // Knock asks to join a room whose join rule is knock, and returns the room
