@@ -45,7 +45,10 @@ func (a *API) setDisplayName(r *http.Request, d *auth.Device) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, a.account.SetDisplayName(r.Context(), d.UserID, mux.Vars(r)["userId"], name)
+	if err := a.account.SetDisplayName(r.Context(), d.UserID, mux.Vars(r)["userId"], name); err != nil {
+		return nil, err
+	}
+	return nil, a.rooms.UpdateProfile(r.Context(), d.UserID)
 }
 
 // setAvatarURL answers PUT /profile/{userId}/avatar_url.
@@ -54,7 +57,10 @@ func (a *API) setAvatarURL(r *http.Request, d *auth.Device) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, a.account.SetAvatarURL(r.Context(), d.UserID, mux.Vars(r)["userId"], url)
+	if err := a.account.SetAvatarURL(r.Context(), d.UserID, mux.Vars(r)["userId"], url); err != nil {
+		return nil, err
+	}
+	return nil, a.rooms.UpdateProfile(r.Context(), d.UserID)
 }
 
 // profileField reads the string field key from a profile PUT body. A missing

@@ -44,3 +44,38 @@ func TestRestrictedJoin(t *testing.T) {
 		})
 	}
 }
+
+func TestProfileChangeReachesRooms(t *testing.T) {
+	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+		alice := s.Register("alice", "pw")
+		bob := s.Register("bob", "pw")
+		joined := mkRoom(t, s, alice, map[string]any{"invite": []string{bob.ID}})
+		s.Do("POST", "/_matrix/client/v3/rooms/"+url.PathEscape(joined)+"/join", bob.Token, map[string]any{}).Expect(t, 200, "")
+		left := mkRoom(t, s, alice, map[string]any{"invite": []string{bob.ID}})
+		s.Do("POST", "/_matrix/client/v3/rooms/"+url.PathEscape(left)+"/join", bob.Token, map[string]any{}).Expect(t, 200, "")
+		s.Do("POST", "/_matrix/client/v3/rooms/"+url.PathEscape(left)+"/leave", bob.Token, map[string]any{}).Expect(t, 200, "")
+
+		prof := "/_matrix/client/v3/profile/" + url.PathEscape(bob.ID)
+		s.Do("PUT", prof+"/displayname", bob.Token, map[string]string{"displayname": "Bob B."}).Expect(t, 200, "")
+		s.Do("PUT", prof+"/avatar_url", bob.Token, map[string]string{"avatar_url": "mxc://aula.test/bob"}).Expect(t, 200, "")
+
+		member := func(room string) map[string]any {
+			r := s.Do("GET", "/_matrix/client/v3/rooms/"+url.PathEscape(room)+"/state/m.room.member/"+url.PathEscape(bob.ID), alice.Token, nil).Expect(t, 200, "")
+			return r.JSON
+		}
+		if m := member(joined); m["membership"] != "join" || m["displayname"] != "Bob B." || m["avatar_url"] != "mxc://aula.test/bob" {
+			t.Errorf("member event in a joined room = %v", m)
+		}
+		// A room bob left keeps his leave; nothing is sent there.
+		if m := member(left); m["membership"] != "leave" || m["displayname"] != nil {
+			t.Errorf("member event in a left room = %v", m)
+		}
+		// Setting the same name again sends no new event.
+		before := s.Do("GET", "/_matrix/client/v3/rooms/"+url.PathEscape(joined)+"/messages?dir=b&limit=1", alice.Token, nil).Expect(t, 200, "")
+		s.Do("PUT", prof+"/displayname", bob.Token, map[string]string{"displayname": "Bob B."}).Expect(t, 200, "")
+		after := s.Do("GET", "/_matrix/client/v3/rooms/"+url.PathEscape(joined)+"/messages?dir=b&limit=1", alice.Token, nil).Expect(t, 200, "")
+		if before.String("start") != after.String("start") {
+			t.Errorf("an unchanged profile sent an event: %s then %s", before.String("start"), after.String("start"))
+		}
+	})
+}

@@ -297,3 +297,57 @@ func sameContent(a, b []byte) bool {
 	}
 	return reflect.DeepEqual(x, y)
 }
+
+// UpdateProfile puts the user's new global display name and avatar into
+// their member event in every room they are joined to, so that other
+// members see the change (as Synapse does). A room whose rules refuse the
+// update is skipped and logged; the profile change itself has happened.
+func (s *Server) UpdateProfile(ctx context.Context, userID string) error {
+	u, err := s.db.User(ctx, userID)
+	if err != nil {
+		return err
+	}
+	ms, err := s.db.MembershipsOf(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.Membership != spec.Join {
+			continue
+		}
+		if err := s.updateRoomProfile(ctx, m.RoomID, u); err != nil {
+			if _, ok := mxerr.As(err); !ok {
+				return err
+			}
+			s.log.Warn("profile not updated in room", "room_id", m.RoomID, "user_id", userID, "err", err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) updateRoomProfile(ctx context.Context, roomID string, u storage.User) error {
+	r, err := s.lockRoom(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	defer r.mu.Unlock()
+	cur, ok := r.state[gomatrixserverlib.StateKeyTuple{EventType: spec.MRoomMember, StateKey: u.UserID}]
+	if !ok || r.membership(u.UserID) != spec.Join {
+		return nil
+	}
+	content := map[string]any{}
+	if err := json.Unmarshal(cur.Content(), &content); err != nil {
+		return err
+	}
+	delete(content, "displayname")
+	delete(content, "avatar_url")
+	delete(content, "reason")
+	delete(content, "join_authorised_via_users_server")
+	if u.DisplayName != "" {
+		content["displayname"] = u.DisplayName
+	}
+	if u.AvatarURL != "" {
+		content["avatar_url"] = u.AvatarURL
+	}
+	return s.appendMember(ctx, r, u.UserID, u.UserID, content, false)
+}
