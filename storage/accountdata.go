@@ -78,8 +78,9 @@ func (db *DB) AccountDataSince(ctx context.Context, userID string, since int64) 
 // the entry does not exist. An error from update stores nothing.
 func (db *DB) UpdateAccountData(ctx context.Context, userID, roomID, typ string, update func(current []byte) ([]byte, error)) error {
 	return db.inTx(ctx, func(tx *Tx) error {
-		// Taking the stream position first locks the counter row, which
-		// serialises the read-modify-write on PostgreSQL too.
+		if err := db.engine.lockKey(ctx, tx, "account_data|"+userID+"|"+roomID+"|"+typ); err != nil {
+			return err
+		}
 		pos, err := nextStreamPos(ctx, tx)
 		if err != nil {
 			return err

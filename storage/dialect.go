@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -147,3 +149,17 @@ const (
 	searchMarkStart = '\x02'
 	searchMarkEnd   = '\x03'
 )
+
+// lockKey serialises the transactions that read and then rewrite the row(s)
+// named by key, even when the row does not exist yet (where FOR UPDATE
+// locks nothing). PostgreSQL takes a transaction-scoped advisory lock;
+// SQLite needs none, since its write transactions run one at a time.
+func (e engine) lockKey(ctx context.Context, tx *Tx, key string) error {
+	if e != enginePostgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, key); err != nil {
+		return fmt.Errorf("storage: lock %s: %w", key, err)
+	}
+	return nil
+}

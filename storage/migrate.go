@@ -110,5 +110,6 @@ func (db *DB) Migrate(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	// The stream continues after the highest position stored.
+	return db.stream.init(ctx, db)
 }

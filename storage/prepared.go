@@ -94,8 +94,10 @@ func (p *pool) Close() error {
 // yet runs unprepared and is prepared after the transaction ends.
 type Tx struct {
 	*sql.Tx
-	p       *pool
-	missing []string
+	p         *pool
+	missing   []string
+	stream    *stream
+	positions []int64 // stream positions taken, finished when the transaction ends
 }
 
 func (tx *Tx) stmt(ctx context.Context, query string) *sql.Stmt {

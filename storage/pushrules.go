@@ -27,9 +27,9 @@ func (db *DB) PushRules(ctx context.Context, userID string) ([]byte, error) {
 // update returns an error nothing is stored.
 func (db *DB) UpdatePushRules(ctx context.Context, userID string, update func(current []byte) ([]byte, error)) error {
 	return db.inTx(ctx, func(tx *Tx) error {
-		// Take the stream position first: its row lock serialises updates
-		// even for a user without a row yet (when FOR UPDATE locks nothing),
-		// and taking it before the push_rules row keeps one lock order.
+		if err := db.engine.lockKey(ctx, tx, "push_rules|"+userID); err != nil {
+			return err
+		}
 		pos, err := nextStreamPos(ctx, tx)
 		if err != nil {
 			return err
