@@ -9,7 +9,6 @@ import (
 	"github.com/aula-chat/aula/auth"
 	"github.com/aula-chat/aula/internal/mxerr"
 	"github.com/aula-chat/aula/roomserver"
-	"github.com/aula-chat/aula/syncapi"
 )
 
 // getContext answers GET /rooms/{roomId}/context/{eventId}.
@@ -20,22 +19,15 @@ func (a *API) getContext(r *http.Request, d *auth.Device) (any, error) {
 	}
 	q := r.URL.Query()
 	req := roomserver.ContextRequest{UserID: d.UserID, RoomID: roomID, EventID: mux.Vars(r)["eventId"], Limit: 10}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			return nil, mxerr.InvalidParam("limit must be a non-negative integer")
-		}
-		req.Limit = min(n, maxMessagesLimit)
+	if req.Limit, err = intParam(q, "limit", 10, 0, maxMessagesLimit); err != nil {
+		return nil, err
 	}
-	if f := q.Get("filter"); f != "" {
-		filter, err := syncapi.ParseRoomEventFilter([]byte(f))
-		if err != nil {
-			return nil, err
-		}
-		req.LazyLoadMembers = filter.LazyLoadMembers
-		req.Match = func(ev roomserver.ClientEvent) bool {
-			return filter.AllowsEvent(ev.RoomID, ev.Type, ev.Sender, hasURL(ev.Content))
-		}
+	filter, match, err := eventFilterParam(q)
+	if err != nil {
+		return nil, err
+	}
+	if filter != nil {
+		req.LazyLoadMembers, req.Match = filter.LazyLoadMembers, match
 	}
 	return a.rooms.Context(r.Context(), req)
 }

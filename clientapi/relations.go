@@ -2,7 +2,6 @@ package clientapi
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/gorilla/mux"
 
@@ -39,12 +38,8 @@ func (a *API) getRelations(r *http.Request, d *auth.Device) (any, error) {
 	default:
 		return nil, mxerr.InvalidParam("dir must be b or f")
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			return nil, mxerr.InvalidParam("limit must be a non-negative integer")
-		}
-		req.Limit = min(n, maxRelationsLimit)
+	if req.Limit, err = intParam(q, "limit", req.Limit, 0, maxRelationsLimit); err != nil {
+		return nil, err
 	}
 	for _, name := range []string{"recurse", "org.matrix.msc3981.recurse"} {
 		if !q.Has(name) {
@@ -87,12 +82,8 @@ func (a *API) getThreads(r *http.Request, d *auth.Device) (any, error) {
 	default:
 		return nil, mxerr.InvalidParam("include must be all or participated")
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n <= 0 {
-			return nil, mxerr.InvalidParam("limit must be an integer greater than zero")
-		}
-		req.Limit = min(n, maxThreadsLimit)
+	if req.Limit, err = intParam(q, "limit", req.Limit, 1, maxThreadsLimit); err != nil {
+		return nil, err
 	}
 	return a.rooms.Threads(r.Context(), req)
 }

@@ -3,14 +3,12 @@ package clientapi
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/gorilla/mux"
 
 	"github.com/aula-chat/aula/auth"
 	"github.com/aula-chat/aula/internal/mxerr"
 	"github.com/aula-chat/aula/roomserver"
-	"github.com/aula-chat/aula/syncapi"
 )
 
 // readContent reads an event content body: a JSON object.
@@ -189,33 +187,19 @@ func (a *API) getMessages(r *http.Request, d *auth.Device) (any, error) {
 	default:
 		return nil, mxerr.InvalidParam("dir must be b or f")
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			return nil, mxerr.InvalidParam("limit must be a non-negative integer")
-		}
-		req.Limit = min(n, maxMessagesLimit)
+	if req.Limit, err = intParam(q, "limit", 10, 0, maxMessagesLimit); err != nil {
+		return nil, err
 	}
-	if f := q.Get("filter"); f != "" {
-		filter, err := syncapi.ParseRoomEventFilter([]byte(f))
-		if err != nil {
-			return nil, err
-		}
+	filter, match, err := eventFilterParam(q)
+	if err != nil {
+		return nil, err
+	}
+	if filter != nil {
 		if filter.Limit != nil && *filter.Limit > 0 && q.Get("limit") == "" {
 			req.Limit = min(*filter.Limit, maxMessagesLimit)
 		}
-		req.LazyLoadMembers = filter.LazyLoadMembers
-		req.Match = func(ev roomserver.ClientEvent) bool {
-			return filter.AllowsEvent(ev.RoomID, ev.Type, ev.Sender, hasURL(ev.Content))
-		}
+		req.LazyLoadMembers, req.Match = filter.LazyLoadMembers, match
 	}
 	return a.rooms.Messages(r.Context(), req)
 }
 
-// hasURL reports whether an event content has a "url" key (contains_url).
-func hasURL(content json.RawMessage) bool {
-	var c struct {
-		URL *string `json:"url"`
-	}
-	return json.Unmarshal(content, &c) == nil && c.URL != nil
-}
