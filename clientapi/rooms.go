@@ -202,4 +202,3 @@ func (a *API) getMessages(r *http.Request, d *auth.Device) (any, error) {
 	}
 	return a.rooms.Messages(r.Context(), req)
 }
-
