@@ -56,7 +56,13 @@ func (s *Server) Join(ctx context.Context, userID, roomIDOrAlias, reason string,
 	if err := s.authoriseRestrictedJoin(ctx, r, userID, content); err != nil {
 		return "", err
 	}
-	return roomID, s.appendMember(ctx, r, userID, userID, content, false)
+	if err := s.appendMember(ctx, r, userID, userID, content, false); err != nil {
+		return "", err
+	}
+	if old := r.predecessor(); old != "" {
+		s.carryOverUserState(ctx, userID, old, roomID)
+	}
+	return roomID, nil
 }
 
 // authoriseRestrictedJoin handles the restricted join rules: a user who is

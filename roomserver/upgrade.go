@@ -244,6 +244,7 @@ func (s *Server) UpgradeRoom(ctx context.Context, req UpgradeRequest) (string, e
 			return "", err
 		}
 	}
+	s.carryOverUserState(ctx, req.UserID, old.id, nr.id) // the upgrader joined by creating it
 	s.log.Debug("upgraded room", "room_id", old.id, "replacement_room", nr.id, "room_version", req.NewVersion)
 	return nr.id, nil
 }
