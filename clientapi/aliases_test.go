@@ -12,7 +12,7 @@ func TestRoomAliases(t *testing.T) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		carol := s.Register("carol", "pw")
-		room := mkRoom(t, s, alice, map[string]any{"preset": "public_chat"})
+		room := s.CreateRoom(alice, map[string]any{"preset": "public_chat"})
 		s.Do("POST", "/_matrix/client/v3/join/"+url.PathEscape(room), bob.Token, map[string]any{}).Expect(t, 200, "")
 		dir := func(alias string) string { return "/_matrix/client/v3/directory/room/" + url.PathEscape(alias) }
 
@@ -59,7 +59,7 @@ func TestRoomTags(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
-		room := mkRoom(t, s, alice, map[string]any{})
+		room := s.CreateRoom(alice, map[string]any{})
 		base := "/_matrix/client/v3/user/" + url.PathEscape(alice.ID) + "/rooms/" + url.PathEscape(room) + "/tags"
 
 		r := s.Do("GET", base, alice.Token, nil).Expect(t, 200, "")

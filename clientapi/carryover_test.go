@@ -14,7 +14,7 @@ func TestUpgradeCarriesUserState(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
-		old := mkRoom(t, s, alice, map[string]any{"preset": "public_chat", "invite": []string{bob.ID}, "is_direct": true})
+		old := s.CreateRoom(alice, map[string]any{"preset": "public_chat", "invite": []string{bob.ID}, "is_direct": true})
 		s.Do("POST", "/_matrix/client/v3/join/"+url.PathEscape(old), bob.Token, map[string]any{}).Expect(t, 200, "")
 
 		user := "/_matrix/client/v3/user/" + url.PathEscape(bob.ID)

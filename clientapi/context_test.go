@@ -13,7 +13,7 @@ func TestContext(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
-		room := mkRoom(t, s, alice, map[string]any{"preset": "public_chat"})
+		room := s.CreateRoom(alice, map[string]any{"preset": "public_chat"})
 		rp := "/_matrix/client/v3/rooms/" + url.PathEscape(room)
 		var ids []string
 		for i := 0; i < 9; i++ {
@@ -62,7 +62,7 @@ func TestTimestampToEvent(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
-		room := mkRoom(t, s, alice, map[string]any{})
+		room := s.CreateRoom(alice, map[string]any{})
 		rp := "/_matrix/client/v3/rooms/" + url.PathEscape(room)
 		first := s.Do("PUT", rp+"/send/m.room.message/t1", alice.Token, map[string]string{"msgtype": "m.text", "body": "1"}).Expect(t, 200, "").String("event_id")
 		time.Sleep(20 * time.Millisecond)

@@ -38,17 +38,6 @@ func mbRoom(roomID, suffix string) string {
 	return "/_matrix/client/v3/rooms/" + confEsc(roomID) + suffix
 }
 
-// mbCreate creates a room and returns its ID.
-func mbCreate(t *testing.T, s *apitest.Server, u apitest.User, body any) string {
-	t.Helper()
-	r := s.Do("POST", "/_matrix/client/v3/createRoom", u.Token, body).Expect(t, 200, "")
-	id := r.String("room_id")
-	if !strings.HasPrefix(id, "!") {
-		t.Fatalf("createRoom: room_id %q in %s", id, r.Body)
-	}
-	return id
-}
-
 // mbEvents returns the room's events, oldest first, as u sees them through
 // GET /messages?dir=f.
 func mbEvents(t *testing.T, s *apitest.Server, u apitest.User, roomID string) []mbEvent {
@@ -158,7 +147,7 @@ func mbStoredEvent(t *testing.T, s *apitest.Server, eventID string) map[string]a
 func TestCreateRoomDefaults(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
-		roomID := mbCreate(t, s, alice, map[string]any{})
+		roomID := s.CreateRoom(alice, map[string]any{})
 		if !strings.HasSuffix(roomID, ":"+apitest.ServerName) {
 			t.Errorf("room version 11 room ID %q: want !opaque:%s", roomID, apitest.ServerName)
 		}
@@ -214,7 +203,7 @@ func TestCreateRoomPresets(t *testing.T) {
 			{"trusted_private_chat", map[string]any{"preset": "trusted_private_chat"}, private, "can_join", 0, false},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				roomID := mbCreate(t, s, alice, tc.body)
+				roomID := s.CreateRoom(alice, tc.body)
 				evs := mbEvents(t, s, alice, roomID)
 				mbContentEq(t, "join rules", mbFind(t, evs, "m.room.join_rules").Content, tc.joinRule)
 				mbContentEq(t, "guest access", mbFind(t, evs, "m.room.guest_access").Content, `{"guest_access":"`+tc.guest+`"}`)
@@ -241,7 +230,7 @@ func TestCreateRoomTrustedPrivateChat(t *testing.T) {
 		carol := s.Register("carol", "correct horse battery")
 		for _, v := range []string{"10", "11"} {
 			t.Run("v"+v, func(t *testing.T) {
-				roomID := mbCreate(t, s, alice, map[string]any{"preset": "trusted_private_chat", "room_version": v,
+				roomID := s.CreateRoom(alice, map[string]any{"preset": "trusted_private_chat", "room_version": v,
 					"invite": []string{bob.ID}, "is_direct": true})
 				evs := mbEvents(t, s, alice, roomID)
 				mbContentEq(t, "power levels", mbFind(t, evs, "m.room.power_levels").Content,
@@ -256,7 +245,7 @@ func TestCreateRoomTrustedPrivateChat(t *testing.T) {
 			})
 		}
 		t.Run("v12", func(t *testing.T) {
-			roomID := mbCreate(t, s, alice, map[string]any{"preset": "trusted_private_chat", "room_version": "12",
+			roomID := s.CreateRoom(alice, map[string]any{"preset": "trusted_private_chat", "room_version": "12",
 				"invite":           []string{bob.ID, carol.ID, bob.ID},
 				"creation_content": map[string]any{"additional_creators": []string{carol.ID, alice.ID}}})
 			evs := mbEvents(t, s, alice, roomID)
@@ -294,7 +283,7 @@ func TestCreateRoomEventOrder(t *testing.T) {
 		s.Do("PUT", "/_matrix/client/v3/profile/"+confEsc(bob.ID)+"/avatar_url", bob.Token,
 			map[string]string{"avatar_url": "mxc://aula.test/bob"}).Expect(t, 200, "")
 
-		roomID := mbCreate(t, s, alice, map[string]any{
+		roomID := s.CreateRoom(alice, map[string]any{
 			"preset":                       "private_chat",
 			"room_alias_name":              "order",
 			"name":                         "The Room",
@@ -368,17 +357,17 @@ func TestCreateRoomEventOrder(t *testing.T) {
 func TestCreateRoomInitialStateTopic(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
-		roomID := mbCreate(t, s, alice, map[string]any{"preset": "public_chat", "initial_state": []map[string]any{
+		roomID := s.CreateRoom(alice, map[string]any{"preset": "public_chat", "initial_state": []map[string]any{
 			{"type": "m.room.topic", "state_key": "", "content": map[string]any{"topic": "Test Room"}},
 		}})
 		mbContentEq(t, "initial_state topic", mbState(t, s, alice, roomID, "m.room.topic", ""), `{"topic":"Test Room"}`)
-		roomID = mbCreate(t, s, alice, map[string]any{"topic": "Test Room", "initial_state": []map[string]any{
+		roomID = s.CreateRoom(alice, map[string]any{"topic": "Test Room", "initial_state": []map[string]any{
 			{"type": "m.room.topic", "state_key": "", "content": map[string]any{"topic": "Shenanigans"}},
 		}})
 		mbContentEq(t, "topic parameter", mbState(t, s, alice, roomID, "m.room.topic", ""),
 			`{"topic":"Test Room","m.topic":{"m.text":[{"mimetype":"text/plain","body":"Test Room"}]}}`)
 		// An empty name and topic are still events.
-		roomID = mbCreate(t, s, alice, map[string]any{"name": "", "topic": ""})
+		roomID = s.CreateRoom(alice, map[string]any{"name": "", "topic": ""})
 		mbContentEq(t, "empty name", mbState(t, s, alice, roomID, "m.room.name", ""), `{"name":""}`)
 	})
 }
@@ -388,7 +377,7 @@ func TestCreateRoomVersions(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		for _, v := range []string{"10", "11", "12"} {
 			t.Run("v"+v, func(t *testing.T) {
-				roomID := mbCreate(t, s, alice, map[string]any{"room_version": v, "name": "v" + v})
+				roomID := s.CreateRoom(alice, map[string]any{"room_version": v, "name": "v" + v})
 				evs := mbEvents(t, s, alice, roomID)
 				if len(evs) != 7 || evs[0].Type != "m.room.create" {
 					t.Fatalf("events %v", mbKeys(evs))
@@ -445,7 +434,7 @@ func TestCreateRoomVersions(t *testing.T) {
 		}
 		s.Do("POST", "/_matrix/client/v3/createRoom", alice.Token, map[string]any{"room_version": 11}).Expect(t, 400, "M_BAD_JSON")
 		// creation_content cannot choose the version.
-		roomID := mbCreate(t, s, alice, map[string]any{"creation_content": map[string]any{"room_version": "test"}})
+		roomID := s.CreateRoom(alice, map[string]any{"creation_content": map[string]any{"room_version": "test"}})
 		if got := mbEvents(t, s, alice, roomID)[0].Content["room_version"]; got != "11" {
 			t.Errorf("room_version %v, want the default 11", got)
 		}
@@ -459,7 +448,7 @@ func TestCreateRoomVersions(t *testing.T) {
 func TestCreateRoomDefaultVersion(t *testing.T) {
 	apitest.ForEachServer(t, func(c *config.Config) { c.Rooms.DefaultVersion = "12" }, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
-		roomID := mbCreate(t, s, alice, nil)
+		roomID := s.CreateRoom(alice, nil)
 		if got := mbEvents(t, s, alice, roomID)[0].Content["room_version"]; got != "12" || strings.Contains(roomID, ":") {
 			t.Errorf("room %s has version %v, want the configured 12", roomID, got)
 		}
@@ -476,11 +465,11 @@ func TestCreateRoomCreationContent(t *testing.T) {
 			"11": `{"test":"azerty","type":"m.space","nested":{"a":[1,2]},"room_version":"11","m.federate":false}`,
 			"12": `{"test":"azerty","type":"m.space","nested":{"a":[1,2]},"room_version":"12","m.federate":false,"additional_creators":["@x:aula.test"]}`,
 		} {
-			roomID := mbCreate(t, s, alice, map[string]any{"room_version": v, "creation_content": cc})
+			roomID := s.CreateRoom(alice, map[string]any{"room_version": v, "creation_content": cc})
 			mbContentEq(t, "create v"+v, mbEvents(t, s, alice, roomID)[0].Content, want)
 		}
 		// Listing only the creator leaves no additional_creators.
-		roomID := mbCreate(t, s, alice, map[string]any{"room_version": "12",
+		roomID := s.CreateRoom(alice, map[string]any{"room_version": "12",
 			"creation_content": map[string]any{"additional_creators": []string{alice.ID}}})
 		mbContentEq(t, "only the creator", mbEvents(t, s, alice, roomID)[0].Content, `{"room_version":"12","m.federate":false}`)
 		// additional_creators must be a list of user IDs (version 12).
@@ -497,7 +486,7 @@ func TestCreateRoomPowerLevelOverride(t *testing.T) {
 		bob := s.Register("bob", "correct horse battery")
 
 		// Merged key by key over the defaults.
-		roomID := mbCreate(t, s, alice, map[string]any{"preset": "public_chat", "power_level_content_override": map[string]any{
+		roomID := s.CreateRoom(alice, map[string]any{"preset": "public_chat", "power_level_content_override": map[string]any{
 			"invite": 50, "kick": 20, "users": map[string]int{alice.ID: 100, bob.ID: 20}, "org.example": true,
 		}})
 		mbContentEq(t, "override", mbFind(t, mbEvents(t, s, alice, roomID), "m.room.power_levels").Content,
@@ -507,7 +496,7 @@ func TestCreateRoomPowerLevelOverride(t *testing.T) {
 			"state_default":50,"ban":50,"kick":20,"redact":50,"invite":50,"historical":100,"org.example":true}`)
 
 		// In room version 12 creators cannot be listed: they are dropped.
-		roomID = mbCreate(t, s, alice, map[string]any{"room_version": "12", "power_level_content_override": map[string]any{
+		roomID = s.CreateRoom(alice, map[string]any{"room_version": "12", "power_level_content_override": map[string]any{
 			"users": map[string]int{alice.ID: 100, bob.ID: 50},
 		}})
 		if users := mbFind(t, mbEvents(t, s, alice, roomID), "m.room.power_levels").Content["users"]; !reflect.DeepEqual(users, map[string]any{bob.ID: 50.0}) {
@@ -517,7 +506,7 @@ func TestCreateRoomPowerLevelOverride(t *testing.T) {
 		// An m.room.power_levels in initial_state replaces the defaults;
 		// the override still applies on top. There is one power levels
 		// event, in third place.
-		roomID = mbCreate(t, s, alice, map[string]any{
+		roomID = s.CreateRoom(alice, map[string]any{
 			"initial_state": []map[string]any{{"type": "m.room.power_levels", "content": map[string]any{
 				"users": map[string]int{alice.ID: 100}, "invite": 100}}},
 			"power_level_content_override": map[string]any{"kick": 75},
@@ -550,7 +539,7 @@ func TestCreateRoomAlias(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
-		roomID := mbCreate(t, s, alice, map[string]any{"preset": "public_chat", "room_alias_name": "pub"})
+		roomID := s.CreateRoom(alice, map[string]any{"preset": "public_chat", "room_alias_name": "pub"})
 		mbContentEq(t, "canonical alias", mbState(t, s, alice, roomID, "m.room.canonical_alias", ""), `{"alias":"#pub:aula.test"}`)
 		r := s.Do("POST", "/_matrix/client/v3/join/"+confEsc("#pub:aula.test"), bob.Token, nil).Expect(t, 200, "")
 		if r.String("room_id") != roomID {
@@ -572,7 +561,7 @@ func TestCreateRoomAlias(t *testing.T) {
 		// Unicode and a long-but-allowed alias are fine.
 		long := strings.Repeat("y", 255-len("#:aula.test"))
 		for _, name := range []string{"café-☕", long} {
-			id := mbCreate(t, s, bob, map[string]any{"room_alias_name": name})
+			id := s.CreateRoom(bob, map[string]any{"room_alias_name": name})
 			mbContentEq(t, name, mbState(t, s, bob, id, "m.room.canonical_alias", ""), `{"alias":"#`+name+`:aula.test"}`)
 		}
 	})
@@ -650,7 +639,7 @@ func TestCreateRoomBadRequests(t *testing.T) {
 		confExpectError(t, "GET", s.Do("GET", "/_matrix/client/v3/createRoom", alice.Token, nil), 405, "M_UNRECOGNIZED")
 		mbExpectRooms(t, s, alice)
 		// Unknown keys are ignored; an empty body is an empty request.
-		mbCreate(t, s, alice, map[string]any{"org.example.unknown": 1, "Name": "wrong case"})
-		mbCreate(t, s, alice, nil)
+		s.CreateRoom(alice, map[string]any{"org.example.unknown": 1, "Name": "wrong case"})
+		s.CreateRoom(alice, nil)
 	})
 }

@@ -98,17 +98,17 @@ func newSpaceFixture(t *testing.T, s *apitest.Server) spaceFixture {
 	f := spaceFixture{alice: s.Register("alice", "pw"), bob: s.Register("bob", "pw"), carol: s.Register("carol", "pw")}
 	space := map[string]any{"type": "m.space"}
 	knock := []map[string]any{{"type": "m.room.join_rules", "content": map[string]any{"join_rule": "knock"}}}
-	f.S = mkRoom(t, s, f.alice, map[string]any{"name": "Uni", "room_alias_name": "uni", "creation_content": space, "invite": []string{f.bob.ID}})
-	f.A = mkRoom(t, s, f.alice, map[string]any{"name": "Room A", "topic": "All about A", "invite": []string{f.bob.ID},
+	f.S = s.CreateRoom(f.alice, map[string]any{"name": "Uni", "room_alias_name": "uni", "creation_content": space, "invite": []string{f.bob.ID}})
+	f.A = s.CreateRoom(f.alice, map[string]any{"name": "Room A", "topic": "All about A", "invite": []string{f.bob.ID},
 		"initial_state": []map[string]any{{"type": "m.room.encryption", "content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}}}})
-	f.Sub = mkRoom(t, s, f.alice, map[string]any{"name": "Faculty", "creation_content": space, "invite": []string{f.bob.ID}})
-	f.B = mkRoom(t, s, f.alice, map[string]any{"name": "Room B", "initial_state": []map[string]any{{"type": "m.room.join_rules",
+	f.Sub = s.CreateRoom(f.alice, map[string]any{"name": "Faculty", "creation_content": space, "invite": []string{f.bob.ID}})
+	f.B = s.CreateRoom(f.alice, map[string]any{"name": "Room B", "initial_state": []map[string]any{{"type": "m.room.join_rules",
 		"content": map[string]any{"join_rule": "restricted", "allow": []map[string]any{{"type": "m.room_membership", "room_id": f.Sub}}}}}})
-	f.Deep = mkRoom(t, s, f.alice, map[string]any{"name": "Deep", "creation_content": space, "invite": []string{f.bob.ID}})
-	f.D1 = mkRoom(t, s, f.alice, map[string]any{"name": "Knock D1", "initial_state": knock})
-	f.P = mkRoom(t, s, f.alice, map[string]any{"name": "Private"})
-	f.K = mkRoom(t, s, f.alice, map[string]any{"name": "Knock K", "initial_state": knock})
-	f.X = mkRoom(t, s, f.alice, map[string]any{"name": "Not a child"})
+	f.Deep = s.CreateRoom(f.alice, map[string]any{"name": "Deep", "creation_content": space, "invite": []string{f.bob.ID}})
+	f.D1 = s.CreateRoom(f.alice, map[string]any{"name": "Knock D1", "initial_state": knock})
+	f.P = s.CreateRoom(f.alice, map[string]any{"name": "Private"})
+	f.K = s.CreateRoom(f.alice, map[string]any{"name": "Knock K", "initial_state": knock})
+	f.X = s.CreateRoom(f.alice, map[string]any{"name": "Not a child"})
 	f.Gone = "!unknown:" + apitest.ServerName
 	for _, id := range []string{f.S, f.A, f.Sub} {
 		s.Do("POST", "/_matrix/client/v3/rooms/"+url.PathEscape(id)+"/join", f.bob.Token, map[string]any{}).Expect(t, 200, "")
@@ -190,7 +190,7 @@ func TestSpaceHierarchy(t *testing.T) {
 
 		// The spec's example of ordering children: by valid order, then by
 		// the child event's timestamp (children need not exist for that).
-		ordered := mkRoom(t, s, f.alice, map[string]any{"creation_content": map[string]any{"type": "m.space"}})
+		ordered := s.CreateRoom(f.alice, map[string]any{"creation_content": map[string]any{"type": "m.space"}})
 		for _, c := range []struct{ id, order string }{{"!b:x", " "}, {"!a:x", "aaaa"}, {"!e:x", ""}, {"!c:x", "first"}, {"!d:x", ""}, {"!f:x", "\x7f"}} {
 			content := childContent(nil)
 			if c.order != "" {
@@ -256,7 +256,7 @@ func TestSpaceHierarchy(t *testing.T) {
 		s.Do("GET", "/_matrix/client/v1/rooms/"+url.PathEscape(f.Sub)+"/hierarchy?from="+url.QueryEscape(tokens[0]), f.bob.Token, nil).Expect(t, 400, "M_INVALID_PARAM")
 		s.Do("GET", "/_matrix/client/v1/rooms/"+url.PathEscape(f.S)+"/hierarchy?from=garbage", f.bob.Token, nil).Expect(t, 400, "M_INVALID_PARAM")
 		// A new first child does not repeat A on the second page.
-		newRoom := mkRoom(t, s, f.alice, map[string]any{"name": "New", "invite": []string{f.bob.ID}})
+		newRoom := s.CreateRoom(f.alice, map[string]any{"name": "New", "invite": []string{f.bob.ID}})
 		s.Do("POST", "/_matrix/client/v3/rooms/"+url.PathEscape(newRoom)+"/join", f.bob.Token, map[string]any{}).Expect(t, 200, "")
 		addSpaceChild(t, s, f.alice, f.S, newRoom, childContent(map[string]any{"order": "0"}))
 		names[newRoom] = "New"
@@ -299,8 +299,8 @@ func TestSpaceHierarchy(t *testing.T) {
 func TestRoomSummary(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		f := newSpaceFixture(t, s)
-		pub := mkRoom(t, s, f.alice, map[string]any{"preset": "public_chat", "name": "Public", "room_alias_name": "pub"})
-		wr := mkRoom(t, s, f.alice, map[string]any{"name": "Readable", "initial_state": []map[string]any{
+		pub := s.CreateRoom(f.alice, map[string]any{"preset": "public_chat", "name": "Public", "room_alias_name": "pub"})
+		wr := s.CreateRoom(f.alice, map[string]any{"name": "Readable", "initial_state": []map[string]any{
 			{"type": "m.room.history_visibility", "content": map[string]any{"history_visibility": "world_readable"}}}})
 		summary := func(u apitest.User, target string) *apitest.Response {
 			t.Helper()

@@ -38,20 +38,20 @@ func TestIgnoredUsersHideEvents(t *testing.T) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		carol := s.Register("carol", "pw")
-		room := mkRoom(t, s, alice, map[string]any{"preset": "public_chat"})
+		room := s.CreateRoom(alice, map[string]any{"preset": "public_chat"})
 		for _, u := range []apitest.User{bob, carol} {
 			s.Do("POST", rcPath(room, "/join"), u.Token, map[string]any{}).Expect(t, 200, "")
 		}
-		m1 := rcMessage(t, s, bob, room, "from bob")
-		m2 := rcMessage(t, s, carol, room, "from carol")
+		m1 := s.SendText(bob, room, "from bob")
+		m2 := s.SendText(carol, room, "from carol")
 		// bob needs power to set the topic: a state event of his.
 		pl := s.Do("PUT", rcPath(room, "/state/m.room.power_levels/"), alice.Token, map[string]any{
 			"users": map[string]int{alice.ID: 100, bob.ID: 50},
 		}).Expect(t, 200, "").String("event_id")
 		st := s.Do("PUT", rcPath(room, "/state/m.room.topic/"), bob.Token, map[string]string{"topic": "bob's topic"}).
 			Expect(t, 200, "").String("event_id")
-		m3 := rcMessage(t, s, bob, room, "bob again")
-		m4 := rcMessage(t, s, carol, room, "carol again")
+		m3 := s.SendText(bob, room, "bob again")
+		m4 := s.SendText(carol, room, "carol again")
 
 		all := igMessages(t, s, alice, room, "limit=50")
 		for _, id := range []string{m1, m2, st, m3, m4} {
@@ -143,7 +143,7 @@ func TestIgnoredUserListValidation(t *testing.T) {
 		s.Do("PUT", "/_matrix/client/v3/user/"+url.PathEscape(alice.ID)+"/account_data/m.ignored_user_list", bob.Token, `{}`).Expect(t, 403, "M_FORBIDDEN")
 		// Only the global list means anything; room account data of that
 		// type is not checked.
-		room := mkRoom(t, s, alice, map[string]any{})
+		room := s.CreateRoom(alice, map[string]any{})
 		s.Do("PUT", "/_matrix/client/v3/user/"+url.PathEscape(alice.ID)+"/rooms/"+url.PathEscape(room)+"/account_data/m.ignored_user_list",
 			alice.Token, `{}`).Expect(t, 200, "")
 	})

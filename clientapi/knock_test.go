@@ -12,11 +12,11 @@ func TestKnock(t *testing.T) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		carol := s.Register("carol", "pw")
-		knockRoom := mkRoom(t, s, alice, map[string]any{
+		knockRoom := s.CreateRoom(alice, map[string]any{
 			"room_alias_name": "knockers",
 			"initial_state":   []map[string]any{{"type": "m.room.join_rules", "content": map[string]string{"join_rule": "knock"}}},
 		})
-		inviteOnly := mkRoom(t, s, alice, map[string]any{})
+		inviteOnly := s.CreateRoom(alice, map[string]any{})
 		kp := "/_matrix/client/v3/rooms/" + url.PathEscape(knockRoom)
 
 		// Knocking on a knock room by alias works; the knock shows in the

@@ -35,7 +35,7 @@ func TestJoinPublicRoom(t *testing.T) {
 			map[string]string{"displayname": "Bob 🐝"}).Expect(t, 200, "")
 		s.Do("PUT", "/_matrix/client/v3/profile/"+confEsc(bob.ID)+"/avatar_url", bob.Token,
 			map[string]string{"avatar_url": "mxc://aula.test/bee"}).Expect(t, 200, "")
-		roomID := mbCreate(t, s, alice, map[string]any{"preset": "public_chat", "room_alias_name": "pub"})
+		roomID := s.CreateRoom(alice, map[string]any{"preset": "public_chat", "room_alias_name": "pub"})
 
 		// POST /rooms/{roomId}/join: the member event carries the profile
 		// and the reason.
@@ -78,7 +78,7 @@ func TestJoinErrors(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
-		private := mbCreate(t, s, alice, map[string]any{"room_alias_name": "private"})
+		private := s.CreateRoom(alice, map[string]any{"room_alias_name": "private"})
 
 		// Invite-only without an invite: 403, by every path.
 		confExpectError(t, "rooms/join", mbPost(s, bob, private, "join", nil), 403, "M_FORBIDDEN")
@@ -119,7 +119,7 @@ func TestInviteAndJoin(t *testing.T) {
 		dave := s.Register("dave", "correct horse battery")
 		s.Do("PUT", "/_matrix/client/v3/profile/"+confEsc(bob.ID)+"/displayname", bob.Token,
 			map[string]string{"displayname": "Robert"}).Expect(t, 200, "")
-		roomID := mbCreate(t, s, alice, map[string]any{"room_alias_name": "club"})
+		roomID := s.CreateRoom(alice, map[string]any{"room_alias_name": "club"})
 
 		// The invite carries the invitee's profile and the reason.
 		confJSONEq(t, mbPost(s, alice, roomID, "invite", map[string]any{"user_id": bob.ID, "reason": "Welcome!"}).Expect(t, 200, "").Body, `{}`)
@@ -166,7 +166,7 @@ func TestInviteErrors(t *testing.T) {
 		carol := s.Register("carol", "correct horse battery")
 		eve := s.Register("eve", "correct horse battery")
 		// A public room where inviting needs level 50.
-		roomID := mbCreate(t, s, alice, map[string]any{"preset": "public_chat",
+		roomID := s.CreateRoom(alice, map[string]any{"preset": "public_chat",
 			"power_level_content_override": map[string]any{"invite": 50}})
 		mbPost(s, bob, roomID, "join", nil).Expect(t, 200, "")
 
@@ -214,8 +214,8 @@ func TestLeave(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
-		roomID := mbCreate(t, s, alice, map[string]any{"preset": "public_chat"})
-		other := mbCreate(t, s, alice, map[string]any{"preset": "public_chat"})
+		roomID := s.CreateRoom(alice, map[string]any{"preset": "public_chat"})
+		other := s.CreateRoom(alice, map[string]any{"preset": "public_chat"})
 		mbPost(s, bob, roomID, "join", nil).Expect(t, 200, "")
 		mbPost(s, bob, other, "join", nil).Expect(t, 200, "")
 
@@ -234,7 +234,7 @@ func TestLeave(t *testing.T) {
 		confExpectError(t, "never a member", mbPost(s, carol, roomID, "leave", nil), 403, "M_FORBIDDEN")
 
 		// Rejecting an invite is leaving.
-		private := mbCreate(t, s, alice, nil)
+		private := s.CreateRoom(alice, nil)
 		mbPost(s, alice, private, "invite", map[string]any{"user_id": carol.ID}).Expect(t, 200, "")
 		mbPost(s, carol, private, "leave", map[string]any{"reason": "no thanks"}).Expect(t, 200, "")
 		m := mbMember(t, s, alice, private, carol.ID)
@@ -263,7 +263,7 @@ func TestKick(t *testing.T) {
 		dave := s.Register("dave", "correct horse battery")
 		eve := s.Register("eve", "correct horse battery")
 		// Bob is a moderator (50, the kick level); the others have 0.
-		roomID := mbCreate(t, s, alice, map[string]any{"preset": "public_chat",
+		roomID := s.CreateRoom(alice, map[string]any{"preset": "public_chat",
 			"power_level_content_override": map[string]any{"users": map[string]int{alice.ID: 100, bob.ID: 50}}})
 		for _, u := range []apitest.User{bob, carol, dave} {
 			mbPost(s, u, roomID, "join", nil).Expect(t, 200, "")
@@ -313,7 +313,7 @@ func TestBanAndUnban(t *testing.T) {
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
 		dave := s.Register("dave", "correct horse battery")
-		roomID := mbCreate(t, s, alice, map[string]any{"preset": "public_chat"})
+		roomID := s.CreateRoom(alice, map[string]any{"preset": "public_chat"})
 		mbPost(s, bob, roomID, "join", nil).Expect(t, 200, "")
 		mbPost(s, carol, roomID, "join", nil).Expect(t, 200, "")
 
@@ -353,7 +353,7 @@ func TestBanAndUnban(t *testing.T) {
 		confExpectError(t, "unban a stranger", mbPost(s, alice, roomID, "unban", map[string]any{"user_id": "@nobody:aula.test"}), 403, "M_BAD_STATE")
 
 		// An unbanned user of an invite-only room needs an invite again.
-		private := mbCreate(t, s, alice, nil)
+		private := s.CreateRoom(alice, nil)
 		mbPost(s, alice, private, "invite", map[string]any{"user_id": carol.ID}).Expect(t, 200, "")
 		mbPost(s, carol, private, "join", nil).Expect(t, 200, "")
 		mbPost(s, alice, private, "ban", map[string]any{"user_id": carol.ID}).Expect(t, 200, "")
@@ -374,7 +374,7 @@ func TestForget(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
-		roomID := mbCreate(t, s, alice, map[string]any{"preset": "public_chat"})
+		roomID := s.CreateRoom(alice, map[string]any{"preset": "public_chat"})
 		mbPost(s, bob, roomID, "join", nil).Expect(t, 200, "")
 
 		// Members must leave first: 400 M_UNKNOWN (spec, Complement).
@@ -396,7 +396,7 @@ func TestForget(t *testing.T) {
 
 		// Invitees must reject first; a rejected invite can be forgotten
 		// (Complement: "Can forget room we weren't an actual member").
-		private := mbCreate(t, s, alice, nil)
+		private := s.CreateRoom(alice, nil)
 		mbPost(s, alice, private, "invite", map[string]any{"user_id": carol.ID}).Expect(t, 200, "")
 		confExpectError(t, "forget while invited", mbPost(s, carol, private, "forget", nil), 400, "M_UNKNOWN")
 		mbPost(s, carol, private, "leave", nil).Expect(t, 200, "")
@@ -422,9 +422,9 @@ func TestJoinedRooms(t *testing.T) {
 		mbExpectRooms(t, s, bob)
 		var rooms []string
 		for i := 0; i < 6; i++ {
-			rooms = append(rooms, mbCreate(t, s, alice, map[string]any{"preset": "public_chat"}))
+			rooms = append(rooms, s.CreateRoom(alice, map[string]any{"preset": "public_chat"}))
 		}
-		invited := mbCreate(t, s, alice, map[string]any{"invite": []string{bob.ID}})
+		invited := s.CreateRoom(alice, map[string]any{"invite": []string{bob.ID}})
 		for _, r := range rooms {
 			mbPost(s, bob, r, "join", nil).Expect(t, 200, "")
 		}

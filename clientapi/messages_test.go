@@ -24,7 +24,7 @@ func rmReversed[T any](s []T) []T {
 func TestMessagesPagination(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		setup := rmAll(t, s, alice, room, "f", 100) // create, member, power levels, ...
 		if len(setup) == 0 || setup[0].Type != "m.room.create" {
 			t.Fatalf("history does not start with the create event: %+v", setup)
@@ -32,7 +32,7 @@ func TestMessagesPagination(t *testing.T) {
 		var bodies []string
 		for i := range 25 {
 			bodies = append(bodies, fmt.Sprintf("m%02d", i))
-			rmText(t, s, alice, room, bodies[i])
+			s.SendText(alice, room, bodies[i])
 		}
 		all := rmAll(t, s, alice, room, "f", 1000)
 		if len(all) != len(setup)+25 {
@@ -123,7 +123,7 @@ func TestMessagesPagination(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rmText(t, s, alice, room, "later")
+		s.SendText(alice, room, "later")
 		sp := rmMessages(t, s, alice, room, url.Values{"dir": {"b"}, "limit": {"1"}, "from": {fmt.Sprintf("s%d", pos)}})
 		rmEqual(t, "from a stream token", rmBodies(sp.Chunk), []string{"m24"})
 		sf := rmMessages(t, s, alice, room, url.Values{"dir": {"f"}, "from": {fmt.Sprintf("s%d", pos)}})
@@ -135,8 +135,8 @@ func TestMessagesErrors(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
-		rmText(t, s, alice, room, "hello")
+		room := s.CreateRoom(alice, nil)
+		s.SendText(alice, room, "hello")
 		get := func(u apitest.User, roomID, query string) *apitest.Response {
 			return s.Do("GET", rmRoom(roomID, "messages")+"?"+query, u.Token, nil)
 		}
@@ -156,7 +156,7 @@ func TestMessagesErrors(t *testing.T) {
 		confExpectError(t, "filter with bad types", get(alice, room, "dir=b&filter="+url.QueryEscape(`{"types":"m.room.message"}`)), 400, "M_BAD_JSON")
 		// Not a member; an unknown room; no token.
 		confExpectError(t, "non-member", get(bob, room, "dir=b"), 403, "M_FORBIDDEN")
-		rmInvite(t, s, alice, room, bob)
+		s.Invite(alice, room, bob)
 		confExpectError(t, "invited", get(bob, room, "dir=b"), 403, "M_FORBIDDEN")
 		confExpectError(t, "unknown room", get(alice, "!nowhere:aula.test", "dir=b"), 403, "M_FORBIDDEN")
 		confExpectError(t, "no token", s.Do("GET", rmRoom(room, "messages")+"?dir=b", "", nil), 401, "M_MISSING_TOKEN")
@@ -168,15 +168,15 @@ func TestMessagesFilter(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, room, bob)
 		rmInviteJoin(t, s, alice, room, carol)
-		rmText(t, s, alice, room, "a1")
-		rmSend(t, s, bob, room, "m.room.message", map[string]string{"msgtype": "m.image", "body": "b-image", "url": "mxc://aula.test/img"})
-		rmSend(t, s, bob, room, "org.example.ping", map[string]string{"body": "b-ping"})
-		rmText(t, s, bob, room, "b2")
-		rmSend(t, s, alice, room, "m.room.message", map[string]any{"msgtype": "m.file", "body": "a-badurl", "url": 5})
-		rmText(t, s, alice, room, "a3")
+		s.SendText(alice, room, "a1")
+		s.Send(bob, room, "m.room.message", map[string]string{"msgtype": "m.image", "body": "b-image", "url": "mxc://aula.test/img"})
+		s.Send(bob, room, "org.example.ping", map[string]string{"body": "b-ping"})
+		s.SendText(bob, room, "b2")
+		s.Send(alice, room, "m.room.message", map[string]any{"msgtype": "m.file", "body": "a-badurl", "url": 5})
+		s.SendText(alice, room, "a3")
 		bodies := func(evs []rmEvent) []string {
 			out := []string{}
 			for _, e := range evs {
@@ -263,7 +263,7 @@ func TestMessagesFilter(t *testing.T) {
 func TestMessagesFilterScanBound(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		for i := range 1100 {
 			s.Do("PUT", rmRoom(room, "send", "m.room.message", fmt.Sprint("t", i)), alice.Token, map[string]string{"body": "x"}).Expect(t, 200, "")
 		}

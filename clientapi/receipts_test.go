@@ -17,19 +17,6 @@ func rcPath(roomID, rest string) string {
 	return "/_matrix/client/v3/rooms/" + url.PathEscape(roomID) + rest
 }
 
-// rcSend sends an event into a room and returns its ID.
-func rcSend(t *testing.T, s *apitest.Server, u apitest.User, roomID, typ string, content map[string]any) string {
-	t.Helper()
-	txn := fmt.Sprintf("rc%d", time.Now().UnixNano())
-	return s.Do("PUT", rcPath(roomID, "/send/"+typ+"/"+txn), u.Token, content).Expect(t, 200, "").String("event_id")
-}
-
-// rcMessage sends a text message.
-func rcMessage(t *testing.T, s *apitest.Server, u apitest.User, roomID, body string) string {
-	t.Helper()
-	return rcSend(t, s, u, roomID, "m.room.message", map[string]any{"msgtype": "m.text", "body": body})
-}
-
 // rcReceipt posts a receipt.
 func rcReceipt(s *apitest.Server, u apitest.User, roomID, typ, eventID string, body any) *apitest.Response {
 	return s.Do("POST", rcPath(roomID, "/receipt/"+url.PathEscape(typ)+"/"+url.PathEscape(eventID)), u.Token, body)
@@ -75,10 +62,10 @@ type rcRoom struct {
 func rcSetup(t *testing.T, s *apitest.Server) rcRoom {
 	t.Helper()
 	f := rcRoom{alice: s.Register("alice", "pw"), bob: s.Register("bob", "pw")}
-	f.room = mkRoom(t, s, f.alice, map[string]any{"preset": "public_chat"})
+	f.room = s.CreateRoom(f.alice, map[string]any{"preset": "public_chat"})
 	s.Do("POST", rcPath(f.room, "/join"), f.bob.Token, map[string]any{}).Expect(t, 200, "")
 	for i := range 3 {
-		f.ev = append(f.ev, rcMessage(t, s, f.alice, f.room, fmt.Sprint("m", i)))
+		f.ev = append(f.ev, s.SendText(f.alice, f.room, fmt.Sprint("m", i)))
 	}
 	return f
 }
@@ -133,14 +120,14 @@ func TestReceiptErrors(t *testing.T) {
 		carol := s.Register("carol", "pw")
 		// An event bob cannot see: sent while history was "joined"-only,
 		// before he joined.
-		hidden := mkRoom(t, s, f.alice, map[string]any{"preset": "public_chat"})
+		hidden := s.CreateRoom(f.alice, map[string]any{"preset": "public_chat"})
 		s.Do("PUT", rcPath(hidden, "/state/m.room.history_visibility/"), f.alice.Token,
 			map[string]string{"history_visibility": "joined"}).Expect(t, 200, "")
-		secret := rcMessage(t, s, f.alice, hidden, "before bob")
+		secret := s.SendText(f.alice, hidden, "before bob")
 		s.Do("POST", rcPath(hidden, "/join"), f.bob.Token, map[string]any{}).Expect(t, 200, "")
 		// An event of a room bob is not in.
-		other := mkRoom(t, s, f.alice, map[string]any{})
-		elsewhere := rcMessage(t, s, f.alice, other, "elsewhere")
+		other := s.CreateRoom(f.alice, map[string]any{})
+		elsewhere := s.SendText(f.alice, other, "elsewhere")
 
 		ev := f.ev[1]
 		for _, c := range []struct {
@@ -189,17 +176,17 @@ func TestThreadedReceipts(t *testing.T) {
 		relates := func(rel, parent string) map[string]any {
 			return map[string]any{"rel_type": rel, "event_id": parent}
 		}
-		root := rcMessage(t, s, f.alice, f.room, "root")
-		reply := rcSend(t, s, f.alice, f.room, "m.room.message", map[string]any{
+		root := s.SendText(f.alice, f.room, "root")
+		reply := s.Send(f.alice, f.room, "m.room.message", map[string]any{
 			"msgtype": "m.text", "body": "in thread", "m.relates_to": relates("m.thread", root),
 		})
-		onReply := rcSend(t, s, f.alice, f.room, "m.reaction", map[string]any{
+		onReply := s.Send(f.alice, f.room, "m.reaction", map[string]any{
 			"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": reply, "key": "👍"},
 		})
-		onRoot := rcSend(t, s, f.alice, f.room, "m.reaction", map[string]any{
+		onRoot := s.Send(f.alice, f.room, "m.reaction", map[string]any{
 			"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": root, "key": "👍"},
 		})
-		plain := rcMessage(t, s, f.alice, f.room, "plain")
+		plain := s.SendText(f.alice, f.room, "plain")
 
 		for _, c := range []struct {
 			name, thread, event string
@@ -237,8 +224,8 @@ func TestReadMarkers(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		f := rcSetup(t, s)
 		carol := s.Register("carol", "pw")
-		other := mkRoom(t, s, f.alice, map[string]any{})
-		elsewhere := rcMessage(t, s, f.alice, other, "elsewhere")
+		other := s.CreateRoom(f.alice, map[string]any{})
+		elsewhere := s.SendText(f.alice, other, "elsewhere")
 		markers := rcPath(f.room, "/read_markers")
 		marker := func(u apitest.User) string {
 			t.Helper()
@@ -285,7 +272,7 @@ func TestReadMarkers(t *testing.T) {
 			f.bob.Token, map[string]string{"event_id": f.ev[0]}).Expect(t, 405, "M_BAD_JSON")
 
 		// Failures change nothing, even for the fields that were fine.
-		e4 := rcMessage(t, s, f.alice, f.room, "m4")
+		e4 := s.SendText(f.alice, f.room, "m4")
 		for _, c := range []struct {
 			name    string
 			user    apitest.User
@@ -319,7 +306,7 @@ func TestReadMarkers(t *testing.T) {
 		// receipt at the latest event.
 		var later []string
 		for i := range 12 {
-			later = append(later, rcMessage(t, s, f.alice, f.room, fmt.Sprint("later ", i)))
+			later = append(later, s.SendText(f.alice, f.room, fmt.Sprint("later ", i)))
 		}
 		statuses := make(chan int, len(later))
 		var wg sync.WaitGroup

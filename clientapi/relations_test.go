@@ -64,13 +64,13 @@ func rlRel(relType, parent string) map[string]string {
 // rlReply sends a message in the thread of root.
 func rlReply(t *testing.T, s *apitest.Server, u apitest.User, roomID, root, body string) string {
 	t.Helper()
-	return rmSend(t, s, u, roomID, "m.room.message", map[string]any{"msgtype": "m.text", "body": body, "m.relates_to": rlRel("m.thread", root)})
+	return s.Send(u, roomID, "m.room.message", map[string]any{"msgtype": "m.text", "body": body, "m.relates_to": rlRel("m.thread", root)})
 }
 
 // rlEdit sends an edit of target with the new body.
 func rlEdit(t *testing.T, s *apitest.Server, u apitest.User, roomID, target, body string) string {
 	t.Helper()
-	return rmSend(t, s, u, roomID, "m.room.message", map[string]any{
+	return s.Send(u, roomID, "m.room.message", map[string]any{
 		"msgtype": "m.text", "body": "* " + body,
 		"m.new_content": map[string]string{"msgtype": "m.text", "body": body},
 		"m.relates_to":  rlRel("m.replace", target),
@@ -80,7 +80,7 @@ func rlEdit(t *testing.T, s *apitest.Server, u apitest.User, roomID, target, bod
 // rlReact sends an m.reaction to target.
 func rlReact(t *testing.T, s *apitest.Server, u apitest.User, roomID, target, key string) string {
 	t.Helper()
-	return rmSend(t, s, u, roomID, "m.reaction", map[string]any{"m.relates_to": map[string]string{"rel_type": "m.annotation", "event_id": target, "key": key}})
+	return s.Send(u, roomID, "m.reaction", map[string]any{"m.relates_to": map[string]string{"rel_type": "m.annotation", "event_id": target, "key": key}})
 }
 
 // rlRelations returns unsigned["m.relations"] of e (nil if absent).
@@ -154,14 +154,14 @@ func TestRelationsPagination(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, room, bob)
-		root := rmText(t, s, alice, room, "root")
+		root := s.SendText(alice, room, "root")
 		t1 := rlReply(t, s, bob, room, root, "one")
 		r1 := rlReact(t, s, alice, room, root, "👍")
-		rmText(t, s, alice, room, "unrelated")
+		s.SendText(alice, room, "unrelated")
 		t2 := rlReply(t, s, alice, room, root, "two")
-		ref := rmSend(t, s, bob, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", root)})
+		ref := s.Send(bob, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", root)})
 		r2 := rlReact(t, s, bob, room, t1, "🎉") // relates to t1, not to root
 
 		// Default: dir=b, newest first, everything in one page; no
@@ -251,11 +251,11 @@ func TestRelationsErrors(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
-		other := rmCreateRoom(t, s, alice, nil)
-		root := rmText(t, s, alice, room, "root")
+		room := s.CreateRoom(alice, nil)
+		other := s.CreateRoom(alice, nil)
+		root := s.SendText(alice, room, "root")
 		rlReply(t, s, alice, room, root, "reply")
-		elsewhere := rmText(t, s, alice, other, "in another room")
+		elsewhere := s.SendText(alice, other, "in another room")
 
 		for _, tc := range []struct {
 			name, path, token string
@@ -293,19 +293,19 @@ func TestRelationsHistoryVisibility(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		dave := s.Register("dave", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, map[string]any{"initial_state": []map[string]any{
+		room := s.CreateRoom(alice, map[string]any{"initial_state": []map[string]any{
 			{"type": "m.room.history_visibility", "state_key": "", "content": map[string]string{"history_visibility": "joined"}},
 		}})
-		old := rmText(t, s, alice, room, "before bob")
+		old := s.SendText(alice, room, "before bob")
 		oldReply := rlReply(t, s, alice, room, old, "also before bob")
 		rmInviteJoin(t, s, alice, room, bob)
-		root := rmText(t, s, alice, room, "root")
+		root := s.SendText(alice, room, "root")
 		seen := rlReply(t, s, alice, room, root, "bob sees this")
-		seenRef := rmSend(t, s, alice, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", root)})
+		seenRef := s.Send(alice, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", root)})
 		lateToOld := rlReply(t, s, alice, room, old, "to an old root, while bob is here")
-		rmLeave(t, s, bob, room)
+		s.Leave(bob, room)
 		unseen := rlReply(t, s, alice, room, root, "after bob left")
-		rmSend(t, s, alice, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", root)})
+		s.Send(alice, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", root)})
 		edit := rlEdit(t, s, alice, room, root, "edited after bob left")
 
 		// Bob cannot see the old root, so its relations are 404 for him,
@@ -357,19 +357,19 @@ func TestBundledAggregations(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, room, bob)
 		rmInviteJoin(t, s, alice, room, carol)
 
 		// Edits: the most recent valid one is bundled in full.
-		orig := rmText(t, s, alice, room, "original")
+		orig := s.SendText(alice, room, "original")
 		e1 := rlEdit(t, s, alice, room, orig, "first edit")
 		e2 := rlEdit(t, s, alice, room, orig, "second edit")
-		rlEdit(t, s, bob, room, orig, "someone else's edit")        // another sender
-		rmSend(t, s, alice, room, "m.room.message", map[string]any{ // no m.new_content
+		rlEdit(t, s, bob, room, orig, "someone else's edit")  // another sender
+		s.Send(alice, room, "m.room.message", map[string]any{ // no m.new_content
 			"msgtype": "m.text", "body": "* no new content", "m.relates_to": rlRel("m.replace", orig),
 		})
-		rmSend(t, s, alice, room, "m.sticker", map[string]any{ // another type
+		s.Send(alice, room, "m.sticker", map[string]any{ // another type
 			"body": "sticker", "m.new_content": map[string]string{"body": "x"}, "m.relates_to": rlRel("m.replace", orig),
 		})
 		rlEdit(t, s, alice, room, e2, "an edit of an edit")
@@ -399,7 +399,7 @@ func TestBundledAggregations(t *testing.T) {
 
 		// Threads: the latest reply in full with its own aggregations, the
 		// count, and whether the reader took part.
-		root := rmText(t, s, alice, room, "thread root")
+		root := s.SendText(alice, room, "thread root")
 		rlReply(t, s, bob, room, root, "bob 1")
 		b2 := rlReply(t, s, bob, room, root, "bob 2")
 		b2edit := rlEdit(t, s, bob, room, b2, "bob 2, edited")
@@ -429,9 +429,9 @@ func TestBundledAggregations(t *testing.T) {
 		}
 
 		// References: the IDs, oldest first.
-		target := rmText(t, s, alice, room, "referenced")
-		ref1 := rmSend(t, s, bob, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", target)})
-		ref2 := rmSend(t, s, carol, room, "m.room.message", map[string]any{"body": "see", "msgtype": "m.text", "m.relates_to": rlRel("m.reference", target)})
+		target := s.SendText(alice, room, "referenced")
+		ref1 := s.Send(bob, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", target)})
+		ref2 := s.Send(carol, room, "m.room.message", map[string]any{"body": "see", "msgtype": "m.text", "m.relates_to": rlRel("m.reference", target)})
 		rmEqual(t, "references", rlRefs(t, rmGetEvent(t, s, alice, room, target)), []string{ref1, ref2})
 
 		// The same aggregations in /messages, /context and /relations.
@@ -461,12 +461,12 @@ func TestBundledAggregations(t *testing.T) {
 
 		// Events without children have no m.relations; neither do state
 		// events, even when something relates to them.
-		plain := rmText(t, s, alice, room, "plain")
+		plain := s.SendText(alice, room, "plain")
 		if b := rlBundle(rmGetEvent(t, s, alice, room, plain)); b != nil {
 			t.Errorf("plain event: %v", b)
 		}
 		topic := rmPutState(t, s, alice, room, "m.room.topic", "", map[string]string{"topic": "t"})
-		rmSend(t, s, alice, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", topic)})
+		s.Send(alice, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", topic)})
 		if b := rlBundle(rmGetEvent(t, s, alice, room, topic)); b != nil {
 			t.Errorf("state event with aggregations: %v", b)
 		}
@@ -498,14 +498,14 @@ func TestRelationsIgnoredUsers(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, room, bob)
 		rmInviteJoin(t, s, alice, room, carol)
-		root := rmText(t, s, alice, room, "root")
+		root := s.SendText(alice, room, "root")
 		a1 := rlReply(t, s, alice, room, root, "alice 1")
 		b1 := rlReply(t, s, bob, room, root, "bob 1")
-		ref := rmSend(t, s, bob, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", root)})
-		bobRoot := rmText(t, s, bob, room, "bob's root")
+		ref := s.Send(bob, room, "org.example.note", map[string]any{"m.relates_to": rlRel("m.reference", root)})
+		bobRoot := s.SendText(bob, room, "bob's root")
 		rlReply(t, s, alice, room, bobRoot, "alice replies to bob")
 
 		s.Do("PUT", "/_matrix/client/v3/user/"+confEsc(carol.ID)+"/account_data/m.ignored_user_list", carol.Token,
@@ -541,13 +541,13 @@ func TestThreadsList(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, room, bob)
 		rmInviteJoin(t, s, alice, room, carol)
-		a := rmText(t, s, alice, room, "A")
-		b := rmText(t, s, bob, room, "B")
-		c := rmText(t, s, alice, room, "C")
-		rmText(t, s, alice, room, "not a thread")
+		a := s.SendText(alice, room, "A")
+		b := s.SendText(bob, room, "B")
+		c := s.SendText(alice, room, "C")
+		s.SendText(alice, room, "not a thread")
 		rlReply(t, s, bob, room, a, "A1")
 		rlReply(t, s, carol, room, b, "B1")
 		rlReply(t, s, bob, room, c, "C1")
@@ -624,8 +624,8 @@ func TestThreadsList(t *testing.T) {
 		}
 
 		// A former member sees the threads they could see, as they were.
-		rmLeave(t, s, carol, room)
-		late := rmText(t, s, alice, room, "after carol left")
+		s.Leave(carol, room)
+		late := s.SendText(alice, room, "after carol left")
 		rlReply(t, s, alice, room, late, "reply")
 		rlReply(t, s, alice, room, a, "A3")
 		left := rlThreads(t, s, carol, room, nil)

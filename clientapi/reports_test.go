@@ -13,7 +13,7 @@ func TestReports(t *testing.T) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		mallory := s.Register("mallory", "pw")
-		room := mkRoom(t, s, alice, map[string]any{"invite": []string{bob.ID}})
+		room := s.CreateRoom(alice, map[string]any{"invite": []string{bob.ID}})
 		rp := "/_matrix/client/v3/rooms/" + url.PathEscape(room)
 		s.Do("POST", rp+"/join", bob.Token, map[string]any{}).Expect(t, 200, "")
 		ev := s.Do("PUT", rp+"/send/m.room.message/1", alice.Token, map[string]string{"msgtype": "m.text", "body": "spam"}).Expect(t, 200, "").String("event_id")

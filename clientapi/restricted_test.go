@@ -15,9 +15,9 @@ func TestRestrictedJoin(t *testing.T) {
 				bob := s.Register("bob", "pw")
 				carol := s.Register("carol", "pw")
 				// A space that bob belongs to, and a room restricted to its members.
-				space := mkRoom(t, s, alice, map[string]any{"room_version": version, "invite": []string{bob.ID}, "creation_content": map[string]string{"type": "m.space"}})
+				space := s.CreateRoom(alice, map[string]any{"room_version": version, "invite": []string{bob.ID}, "creation_content": map[string]string{"type": "m.space"}})
 				s.Do("POST", "/_matrix/client/v3/rooms/"+url.PathEscape(space)+"/join", bob.Token, map[string]any{}).Expect(t, 200, "")
-				room := mkRoom(t, s, alice, map[string]any{
+				room := s.CreateRoom(alice, map[string]any{
 					"room_version": version,
 					"initial_state": []map[string]any{{"type": "m.room.join_rules", "content": map[string]any{
 						"join_rule": "restricted",
@@ -49,9 +49,9 @@ func TestProfileChangeReachesRooms(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
-		joined := mkRoom(t, s, alice, map[string]any{"invite": []string{bob.ID}})
+		joined := s.CreateRoom(alice, map[string]any{"invite": []string{bob.ID}})
 		s.Do("POST", "/_matrix/client/v3/rooms/"+url.PathEscape(joined)+"/join", bob.Token, map[string]any{}).Expect(t, 200, "")
-		left := mkRoom(t, s, alice, map[string]any{"invite": []string{bob.ID}})
+		left := s.CreateRoom(alice, map[string]any{"invite": []string{bob.ID}})
 		s.Do("POST", "/_matrix/client/v3/rooms/"+url.PathEscape(left)+"/join", bob.Token, map[string]any{}).Expect(t, 200, "")
 		s.Do("POST", "/_matrix/client/v3/rooms/"+url.PathEscape(left)+"/leave", bob.Token, map[string]any{}).Expect(t, 200, "")
 

@@ -92,16 +92,16 @@ func TestSearch(t *testing.T) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		s.Do("PUT", "/_matrix/client/v3/profile/"+url.PathEscape(alice.ID)+"/displayname", alice.Token, map[string]string{"displayname": "Alice A."}).Expect(t, 200, "")
-		room := rmCreateRoom(t, s, alice, map[string]any{"name": "Fox den", "topic": "about foxes"})
-		other := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, map[string]any{"name": "Fox den", "topic": "about foxes"})
+		other := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, room, bob)
 		rmInviteJoin(t, s, alice, other, bob)
-		m1 := rmText(t, s, alice, room, "The quick brown fox")
-		m2 := rmText(t, s, bob, room, "a lazy dog")
-		m3 := rmText(t, s, bob, room, "fox and dog are friends")
-		m4 := rmText(t, s, alice, other, "a fox in the other room")
-		img := rmSend(t, s, alice, other, "m.room.message", map[string]string{"msgtype": "m.image", "body": "a fox picture", "url": "mxc://aula.test/fox"})
-		rmText(t, s, alice, room, "last words")
+		m1 := s.SendText(alice, room, "The quick brown fox")
+		m2 := s.SendText(bob, room, "a lazy dog")
+		m3 := s.SendText(bob, room, "fox and dog are friends")
+		m4 := s.SendText(alice, other, "a fox in the other room")
+		img := s.Send(alice, other, "m.room.message", map[string]string{"msgtype": "m.image", "body": "a fox picture", "url": "mxc://aula.test/fox"})
+		s.SendText(alice, room, "last words")
 		name := rmStateEventID(t, s, alice, room, "m.room.name")
 		topic := rmStateEventID(t, s, alice, room, "m.room.topic")
 
@@ -319,15 +319,15 @@ func TestSearchVisibility(t *testing.T) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		carol := s.Register("carol", "pw")
-		room := rmCreateRoom(t, s, alice, map[string]any{"preset": "private_chat", "initial_state": []map[string]any{
+		room := s.CreateRoom(alice, map[string]any{"preset": "private_chat", "initial_state": []map[string]any{
 			{"type": "m.room.history_visibility", "state_key": "", "content": map[string]string{"history_visibility": "joined"}},
 		}})
-		rmText(t, s, alice, room, "secret before bob")
+		s.SendText(alice, room, "secret before bob")
 		rmInviteJoin(t, s, alice, room, bob)
-		during := rmText(t, s, alice, room, "secret while bob is here")
-		redacted := rmText(t, s, alice, room, "secret soon redacted")
-		rmLeave(t, s, bob, room)
-		rmText(t, s, alice, room, "secret after bob left")
+		during := s.SendText(alice, room, "secret while bob is here")
+		redacted := s.SendText(alice, room, "secret soon redacted")
+		s.Leave(bob, room)
+		s.SendText(alice, room, "secret after bob left")
 
 		search := func(u apitest.User) srAnswer {
 			t.Helper()
@@ -367,10 +367,10 @@ func TestSearchVisibility(t *testing.T) {
 		}
 
 		// Ignored users' events are left out.
-		shared := rmCreateRoom(t, s, alice, nil)
+		shared := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, shared, carol)
-		rmText(t, s, alice, shared, "hello carol")
-		mine := rmText(t, s, carol, shared, "hello alice")
+		s.SendText(alice, shared, "hello carol")
+		mine := s.SendText(carol, shared, "hello alice")
 		s.Do("PUT", "/_matrix/client/v3/user/"+url.PathEscape(carol.ID)+"/account_data/m.ignored_user_list", carol.Token,
 			map[string]any{"ignored_users": map[string]any{alice.ID: map[string]any{}}}).Expect(t, 200, "")
 		if a := srSearch(t, s, carol, map[string]any{"search_term": "hello"}, ""); !slices.Equal(a.ids(), []string{mine}) {
@@ -378,10 +378,10 @@ func TestSearchVisibility(t *testing.T) {
 		}
 
 		// Encrypted rooms have nothing to find.
-		enc := rmCreateRoom(t, s, alice, map[string]any{"initial_state": []map[string]any{
+		enc := s.CreateRoom(alice, map[string]any{"initial_state": []map[string]any{
 			{"type": "m.room.encryption", "state_key": "", "content": map[string]string{"algorithm": "m.megolm.v1.aes-sha2"}},
 		}})
-		rmSend(t, s, alice, enc, "m.room.encrypted", map[string]any{"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "hello", "session_id": "s", "sender_key": "k", "device_id": "D"})
+		s.Send(alice, enc, "m.room.encrypted", map[string]any{"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "hello", "session_id": "s", "sender_key": "k", "device_id": "D"})
 		if a := srSearch(t, s, alice, map[string]any{"search_term": "hello", "filter": map[string]any{"rooms": []string{enc}}}, ""); len(a.Results) != 0 {
 			t.Errorf("encrypted room: %v", a.ids())
 		}
@@ -392,10 +392,10 @@ func TestSearchVisibility(t *testing.T) {
 func TestSearchManyResults(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		var want []string
 		for i := range 25 {
-			want = append(want, rmText(t, s, alice, room, fmt.Sprintf("note number %d", i)))
+			want = append(want, s.SendText(alice, room, fmt.Sprintf("note number %d", i)))
 		}
 		slices.Reverse(want)
 		got := srAll(t, s, alice, map[string]any{"search_term": "note", "order_by": "recent"}, "")
@@ -412,12 +412,12 @@ func TestSearchManyResults(t *testing.T) {
 func TestSearchUpgradedRoom(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
-		old := rmCreateRoom(t, s, alice, nil)
-		before := rmText(t, s, alice, old, "words before the upgrade")
+		old := s.CreateRoom(alice, nil)
+		before := s.SendText(alice, old, "words before the upgrade")
 		r := s.Do("POST", rmRoom(old, "upgrade"), alice.Token, map[string]string{"new_version": "11"}).Expect(t, 200, "")
 		room := r.String("replacement_room")
-		after := rmText(t, s, alice, room, "words after the upgrade")
-		rmText(t, s, alice, rmCreateRoom(t, s, alice, nil), "words elsewhere")
+		after := s.SendText(alice, room, "words after the upgrade")
+		s.SendText(alice, s.CreateRoom(alice, nil), "words elsewhere")
 		a := srSearch(t, s, alice, map[string]any{"search_term": "words", "filter": map[string]any{"rooms": []string{room}}}, "")
 		if !srSameSet(a.ids(), []string{before, after}) {
 			t.Errorf("search in the upgraded room: %v, want %v", a.ids(), []string{before, after})

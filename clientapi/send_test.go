@@ -37,62 +37,11 @@ func rmRoom(roomID string, parts ...string) string {
 	return p
 }
 
-// rmCreateRoom creates a room with the given createRoom body (nil: a
-// private_chat room) and returns its ID.
-func rmCreateRoom(t *testing.T, s *apitest.Server, u apitest.User, body map[string]any) string {
-	t.Helper()
-	if body == nil {
-		body = map[string]any{}
-	}
-	r := s.Do("POST", "/_matrix/client/v3/createRoom", u.Token, body).Expect(t, 200, "")
-	id := r.String("room_id")
-	if id == "" {
-		t.Fatalf("createRoom: no room_id: %s", r.Body)
-	}
-	return id
-}
-
-// rmInvite has inviter invite u.
-func rmInvite(t *testing.T, s *apitest.Server, inviter apitest.User, roomID string, u apitest.User) {
-	t.Helper()
-	s.Do("POST", rmRoom(roomID, "invite"), inviter.Token, map[string]string{"user_id": u.ID}).Expect(t, 200, "")
-}
-
-// rmJoin makes u join the room.
-func rmJoin(t *testing.T, s *apitest.Server, u apitest.User, roomID string) {
-	t.Helper()
-	s.Do("POST", rmRoom(roomID, "join"), u.Token, map[string]any{}).Expect(t, 200, "")
-}
-
-// rmLeave makes u leave the room.
-func rmLeave(t *testing.T, s *apitest.Server, u apitest.User, roomID string) {
-	t.Helper()
-	s.Do("POST", rmRoom(roomID, "leave"), u.Token, map[string]any{}).Expect(t, 200, "")
-}
-
 // rmInviteJoin has inviter invite u, and u join.
 func rmInviteJoin(t *testing.T, s *apitest.Server, inviter apitest.User, roomID string, u apitest.User) {
 	t.Helper()
-	rmInvite(t, s, inviter, roomID, u)
-	rmJoin(t, s, u, roomID)
-}
-
-// rmSend sends a message event with a fresh transaction ID and returns its
-// event ID.
-func rmSend(t *testing.T, s *apitest.Server, u apitest.User, roomID, typ string, content any) string {
-	t.Helper()
-	r := s.Do("PUT", rmRoom(roomID, "send", typ, rmNextTxn()), u.Token, content).Expect(t, 200, "")
-	id := r.String("event_id")
-	if !strings.HasPrefix(id, "$") {
-		t.Fatalf("send: bad event_id: %s", r.Body)
-	}
-	return id
-}
-
-// rmText sends an m.text message and returns its event ID.
-func rmText(t *testing.T, s *apitest.Server, u apitest.User, roomID, body string) string {
-	t.Helper()
-	return rmSend(t, s, u, roomID, "m.room.message", map[string]string{"msgtype": "m.text", "body": body})
+	s.Invite(inviter, roomID, u)
+	s.Join(u, roomID)
 }
 
 // rmPutState sets a state event and returns its event ID.
@@ -219,7 +168,7 @@ func TestSendMessage(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, room, bob)
 
 		r := s.Do("PUT", rmRoom(room, "send", "m.room.message", "txn1"), alice.Token,
@@ -247,8 +196,8 @@ func TestSendMessage(t *testing.T) {
 			t.Fatalf("r0 send: %s", r.Body)
 		}
 		// An empty object is valid content; custom event types are fine.
-		rmSend(t, s, bob, room, "org.example.custom", map[string]any{})
-		rmSend(t, s, bob, room, "org.example.nested", map[string]any{"a": map[string]any{"b": []any{1, "two", nil, true}}})
+		s.Send(bob, room, "org.example.custom", map[string]any{})
+		s.Send(bob, room, "org.example.nested", map[string]any{"a": map[string]any{"b": []any{1, "two", nil, true}}})
 	})
 }
 
@@ -257,8 +206,8 @@ func TestSendTransactionIDs(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		alice2 := s.Login("alice", "correct horse battery") // a second device
 		bob := s.Register("bob", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
-		other := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
+		other := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, room, bob)
 		msg := func(body string) map[string]string { return map[string]string{"msgtype": "m.text", "body": body} }
 		send := func(u apitest.User, roomID, typ, txn, body string) string {
@@ -373,7 +322,7 @@ func TestSendErrors(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, room, bob)
 		msg := map[string]string{"msgtype": "m.text", "body": "hi"}
 		path := func(roomID string) string { return rmRoom(roomID, "send", "m.room.message", rmNextTxn()) }
@@ -381,7 +330,7 @@ func TestSendErrors(t *testing.T) {
 		confExpectError(t, "no token", s.Do("PUT", path(room), "", msg), 401, "M_MISSING_TOKEN")
 		// Not a member (never joined, or only invited): 403.
 		confExpectError(t, "non-member", s.Do("PUT", path(room), carol.Token, msg), 403, "M_FORBIDDEN")
-		rmInvite(t, s, alice, room, carol)
+		s.Invite(alice, room, carol)
 		confExpectError(t, "invited", s.Do("PUT", path(room), carol.Token, msg), 403, "M_FORBIDDEN")
 		// A room the server does not have: 403, as for rooms one is not in.
 		confExpectError(t, "unknown room", s.Do("PUT", path("!nowhere:aula.test"), alice.Token, msg), 403, "M_FORBIDDEN")
@@ -405,7 +354,7 @@ func TestSendErrors(t *testing.T) {
 
 		// The whole event may be 65536 bytes: a body near the limit is
 		// fine, one over it is 413 M_TOO_LARGE, as are a type over 255 bytes.
-		rmSend(t, s, alice, room, "m.room.message", map[string]string{"body": strings.Repeat("x", 60000)})
+		s.Send(alice, room, "m.room.message", map[string]string{"body": strings.Repeat("x", 60000)})
 		confExpectError(t, "event too large", s.Do("PUT", path(room), alice.Token,
 			map[string]string{"body": strings.Repeat("x", 65536)}), 413, "M_TOO_LARGE")
 		confExpectError(t, "type too long", s.Do("PUT", rmRoom(room, "send", strings.Repeat("t", 256), "t1"), alice.Token,
@@ -417,15 +366,15 @@ func TestSendErrors(t *testing.T) {
 		pl["events_default"] = 50
 		rmPutState(t, s, alice, room, "m.room.power_levels", "", pl)
 		confExpectError(t, "moderated", s.Do("PUT", path(room), bob.Token, msg), 403, "M_FORBIDDEN")
-		rmSend(t, s, alice, room, "m.room.message", msg)
+		s.Send(alice, room, "m.room.message", msg)
 		// ... unless the event type has its own lower level.
 		pl["events"].(map[string]any)["org.example.open"] = 0
 		rmPutState(t, s, alice, room, "m.room.power_levels", "", pl)
-		rmSend(t, s, bob, room, "org.example.open", msg)
+		s.Send(bob, room, "org.example.open", msg)
 		confExpectError(t, "moderated", s.Do("PUT", path(room), bob.Token, msg), 403, "M_FORBIDDEN")
 
 		// After leaving, sending is forbidden again.
-		rmLeave(t, s, bob, room)
+		s.Leave(bob, room)
 		confExpectError(t, "left", s.Do("PUT", rmRoom(room, "send", "org.example.open", rmNextTxn()), bob.Token, msg), 403, "M_FORBIDDEN")
 
 		// None of the rejected events was stored.
@@ -447,7 +396,7 @@ func TestSendConcurrently(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		const clients = 50
 		owner := s.Register("owner", "correct horse battery")
-		room := rmCreateRoom(t, s, owner, nil)
+		room := s.CreateRoom(owner, nil)
 		users := make([]apitest.User, clients)
 		for i := range users {
 			users[i] = s.Register(fmt.Sprintf("user%02d", i), "correct horse battery")
@@ -549,13 +498,13 @@ func TestRedaction(t *testing.T) {
 		bob := s.Register("bob", "correct horse battery")     // 0
 		mod := s.Register("mod", "correct horse battery")     // 50
 		carol := s.Register("carol", "correct horse battery") // not in the room
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, room, bob)
 		rmInviteJoin(t, s, alice, room, mod)
 		rmSetUserLevel(t, s, alice, room, mod.ID, 50)
 
 		// Bob redacts his own message, with a reason.
-		secret := rmSend(t, s, bob, room, "m.room.message", map[string]any{
+		secret := s.Send(bob, room, "m.room.message", map[string]any{
 			"msgtype": "m.text", "body": "secret", "m.relates_to": map[string]string{"rel_type": "m.thread", "event_id": "$x"},
 		})
 		txn := rmNextTxn()
@@ -609,12 +558,12 @@ func TestRedaction(t *testing.T) {
 		check(rmGetEvent(t, s, bob, room, secret), "after a second redaction")
 
 		// Others' events need the redact level (50).
-		aliceMsg := rmText(t, s, alice, room, "alice's")
+		aliceMsg := s.SendText(alice, room, "alice's")
 		confExpectError(t, "bob redacts alice", s.Do("PUT", rmRoom(room, "redact", aliceMsg, rmNextTxn()), bob.Token, map[string]any{}), 403, "M_FORBIDDEN")
 		if e := rmGetEvent(t, s, bob, room, aliceMsg); e.body() != "alice's" || e.Unsigned["redacted_because"] != nil {
 			t.Fatalf("a refused redaction changed the event: %+v", e)
 		}
-		bobMsg := rmText(t, s, bob, room, "bob's")
+		bobMsg := s.SendText(bob, room, "bob's")
 		rmRedact(t, s, mod, room, bobMsg, nil) // empty body: {} is implied
 		if e := rmGetEvent(t, s, bob, room, bobMsg); e.body() != "" || rmRedactedBecause(t, e)["sender"] != mod.ID {
 			t.Fatalf("moderator's redaction: %+v", e)
@@ -625,8 +574,8 @@ func TestRedaction(t *testing.T) {
 		confExpectError(t, "redact create", s.Do("PUT", rmRoom(room, "redact", create.EventID, rmNextTxn()), alice.Token, map[string]any{}), 403, "M_FORBIDDEN")
 		// Unknown events, and events of other rooms, are 404.
 		confExpectError(t, "unknown event", s.Do("PUT", rmRoom(room, "redact", "$unknown", rmNextTxn()), alice.Token, map[string]any{}), 404, "M_NOT_FOUND")
-		other := rmCreateRoom(t, s, alice, nil)
-		elsewhere := rmText(t, s, alice, other, "elsewhere")
+		other := s.CreateRoom(alice, nil)
+		elsewhere := s.SendText(alice, other, "elsewhere")
 		confExpectError(t, "other room's event", s.Do("PUT", rmRoom(room, "redact", elsewhere, rmNextTxn()), alice.Token, map[string]any{}), 404, "M_NOT_FOUND")
 		if e := rmGetEvent(t, s, alice, other, elsewhere); e.body() != "elsewhere" {
 			t.Fatalf("cross-room redaction changed the event: %+v", e)
@@ -641,8 +590,8 @@ func TestRedaction(t *testing.T) {
 
 		// m.room.redaction through PUT /send (spec v1.18 makes this a must):
 		// redacts in the content.
-		viaSend := rmText(t, s, bob, room, "via send")
-		rmSend(t, s, bob, room, "m.room.redaction", map[string]string{"redacts": viaSend, "reason": "send"})
+		viaSend := s.SendText(bob, room, "via send")
+		s.Send(bob, room, "m.room.redaction", map[string]string{"redacts": viaSend, "reason": "send"})
 		if e := rmGetEvent(t, s, alice, room, viaSend); e.body() != "" || rmRedactedBecause(t, e)["content"].(map[string]any)["reason"] != "send" {
 			t.Fatalf("redaction through /send: %+v", e)
 		}
@@ -658,7 +607,7 @@ func TestRedactionOfState(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, map[string]any{"room_version": "11"})
+		room := s.CreateRoom(alice, map[string]any{"room_version": "11"})
 		rmInviteJoin(t, s, alice, room, bob)
 
 		// A topic is redacted: the topic state is now empty content, and the
@@ -726,7 +675,7 @@ func TestRedactionOfState(t *testing.T) {
 		if m, ok := jm.Joined[bob.ID]; !ok || len(m) != 0 {
 			t.Fatalf("joined_members after redacting bob's profile: %+v", jm.Joined)
 		}
-		rmText(t, s, bob, room, "still joined") // the redacted join still counts
+		s.SendText(bob, room, "still joined") // the redacted join still counts
 
 		// Join rules keep join_rule; history visibility keeps its value.
 		jr := rmPutState(t, s, alice, room, "m.room.join_rules", "", map[string]any{"join_rule": "invite", "note": "x"})
@@ -736,7 +685,7 @@ func TestRedactionOfState(t *testing.T) {
 		rmRedact(t, s, alice, room, hv, map[string]any{})
 		confJSONEq(t, s.Do("GET", rmRoom(room, "state", "m.room.history_visibility", ""), bob.Token, nil).Expect(t, 200, "").Body, `{"history_visibility":"joined"}`)
 		// A redaction event redacted keeps its redacts (room version 11).
-		red := rmRedact(t, s, bob, room, rmText(t, s, bob, room, "x"), map[string]string{"reason": "r"})
+		red := rmRedact(t, s, bob, room, s.SendText(bob, room, "x"), map[string]string{"reason": "r"})
 		rmRedact(t, s, alice, room, red, map[string]any{})
 		if e := rmGetEvent(t, s, bob, room, red); len(e.Content) != 1 || e.Content["redacts"] == nil {
 			t.Fatalf("redacted redaction: %+v", e.Content)
@@ -748,8 +697,8 @@ func TestRedactionOfState(t *testing.T) {
 func TestRedactionRoomVersion10(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, map[string]any{"room_version": "10"})
-		msg := rmText(t, s, alice, room, "old")
+		room := s.CreateRoom(alice, map[string]any{"room_version": "10"})
+		msg := s.SendText(alice, room, "old")
 		red := rmRedact(t, s, alice, room, msg, map[string]string{"reason": "v10"})
 		e := rmGetEvent(t, s, alice, room, red)
 		if e.Redacts != msg || e.Content["redacts"] != nil || e.Content["reason"] != "v10" {
@@ -759,8 +708,8 @@ func TestRedactionRoomVersion10(t *testing.T) {
 			t.Fatalf("v10 redacted event: %+v", e)
 		}
 		// Through /send, redacts moves from the content to the top level.
-		msg2 := rmText(t, s, alice, room, "old 2")
-		red2 := rmSend(t, s, alice, room, "m.room.redaction", map[string]string{"redacts": msg2})
+		msg2 := s.SendText(alice, room, "old 2")
+		red2 := s.Send(alice, room, "m.room.redaction", map[string]string{"redacts": msg2})
 		if e := rmGetEvent(t, s, alice, room, red2); e.Redacts != msg2 || e.Content["redacts"] != nil {
 			t.Fatalf("v10 redaction through /send: %+v", e)
 		}

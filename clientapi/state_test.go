@@ -56,7 +56,7 @@ func TestStateRoundTrip(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, map[string]any{"name": "The Room"})
+		room := s.CreateRoom(alice, map[string]any{"name": "The Room"})
 		rmInviteJoin(t, s, alice, room, bob)
 
 		// Empty state key: with and without the trailing slash.
@@ -133,7 +133,7 @@ func TestStatePowerLevels(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		rmInviteJoin(t, s, alice, room, bob)
 		if pl := rmPowerLevels(t, s, bob, room); pl["state_default"] != float64(50) {
 			t.Fatalf("state_default = %v, want 50", pl["state_default"])
@@ -175,14 +175,14 @@ func TestStateAccess(t *testing.T) {
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
 		dave := s.Register("dave", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
 		rmPutState(t, s, alice, room, "m.room.topic", "", map[string]string{"topic": "before"})
 		rmInviteJoin(t, s, alice, room, bob)
 		rmInviteJoin(t, s, alice, room, dave)
 
 		// Never a member (or only invited): 403 on every state endpoint;
 		// unknown rooms too.
-		rmInvite(t, s, alice, room, carol)
+		s.Invite(alice, room, carol)
 		for _, p := range []string{rmRoom(room, "state"), rmRoom(room, "state", "m.room.topic", ""), rmRoom(room, "state", "m.room.topic"),
 			rmRoom(room, "members"), rmRoom(room, "joined_members"), rmRoom("!unknown:aula.test", "state"),
 			rmRoom("!unknown:aula.test", "state", "m.room.topic", ""), rmRoom("!unknown:aula.test", "members"),
@@ -195,7 +195,7 @@ func TestStateAccess(t *testing.T) {
 
 		// Bob leaves, Dave is kicked: afterwards they read the state as it
 		// was when they left, not what changed later.
-		rmLeave(t, s, bob, room)
+		s.Leave(bob, room)
 		s.Do("POST", rmRoom(room, "kick"), alice.Token, map[string]string{"user_id": dave.ID}).Expect(t, 200, "")
 		rmPutState(t, s, alice, room, "m.room.topic", "", map[string]string{"topic": "after"})
 		rmPutState(t, s, alice, room, "m.room.name", "", map[string]string{"name": "new"})
@@ -226,12 +226,12 @@ func TestStateAccess(t *testing.T) {
 			t.Errorf("bob sees dave as %v", m)
 		}
 		// Re-invited (not yet joined again): still the state at leaving.
-		rmInvite(t, s, alice, room, bob)
+		s.Invite(alice, room, bob)
 		if c := rmStateContent(t, s, bob, room, "m.room.topic", ""); c["topic"] != "before" {
 			t.Errorf("re-invited bob reads topic %v", c["topic"])
 		}
 		// Joined again: the current state.
-		rmJoin(t, s, bob, room)
+		s.Join(bob, room)
 		if c := rmStateContent(t, s, bob, room, "m.room.topic", ""); c["topic"] != "after" {
 			t.Errorf("rejoined bob reads topic %v", c["topic"])
 		}
@@ -284,8 +284,8 @@ func TestMembers(t *testing.T) {
 		dave := s.Register("dave", "correct horse battery")
 		eve := s.Register("eve", "correct horse battery")
 		frank := s.Register("frank", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil)
-		other := rmCreateRoom(t, s, alice, nil)
+		room := s.CreateRoom(alice, nil)
+		other := s.CreateRoom(alice, nil)
 
 		// Tokens for "at": a /messages start token (the newest event now)
 		// and a /sync-style stream position.
@@ -295,9 +295,9 @@ func TestMembers(t *testing.T) {
 			t.Fatal(err)
 		}
 		rmInviteJoin(t, s, alice, room, bob)
-		rmInvite(t, s, alice, room, carol)
+		s.Invite(alice, room, carol)
 		rmInviteJoin(t, s, alice, room, dave)
-		rmLeave(t, s, dave, room)
+		s.Leave(dave, room)
 		s.Do("POST", rmRoom(room, "ban"), alice.Token, map[string]string{"user_id": eve.ID}).Expect(t, 200, "")
 		s.Do("PUT", "/_matrix/client/v3/profile/"+confEsc(bob.ID)+"/displayname", bob.Token, map[string]string{"displayname": "Bobby"}).Expect(t, 200, "")
 		rmPutState(t, s, bob, room, "m.room.member", bob.ID, map[string]string{"membership": "join", "displayname": "Bobby", "avatar_url": "mxc://aula.test/bob"})
@@ -370,8 +370,8 @@ func TestStateCanonicalAlias(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, map[string]any{"room_alias_name": "lounge"})
-		other := rmCreateRoom(t, s, alice, map[string]any{"room_alias_name": "elsewhere"})
+		room := s.CreateRoom(alice, map[string]any{"room_alias_name": "lounge"})
+		other := s.CreateRoom(alice, map[string]any{"room_alias_name": "elsewhere"})
 		rmInviteJoin(t, s, alice, room, bob)
 		dir := func(alias string) string { return "/_matrix/client/v3/directory/room/" + confEsc(alias) }
 		s.Do("PUT", dir("#second:aula.test"), alice.Token, map[string]string{"room_id": room}).Expect(t, 200, "")

@@ -78,7 +78,7 @@ func TestUpgradeRoom(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
-		old := mbCreate(t, s, alice, map[string]any{
+		old := s.CreateRoom(alice, map[string]any{
 			"room_version": "10", "preset": "public_chat", "name": "Old name", "topic": "Old topic",
 			"room_alias_name":              "upgrade-me",
 			"power_level_content_override": map[string]any{"users": map[string]int{alice.ID: 100, bob.ID: 10}},
@@ -202,7 +202,7 @@ func TestUpgradeRoomErrors(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		dave := s.Register("dave", "correct horse battery")
-		old := mbCreate(t, s, alice, map[string]any{})
+		old := s.CreateRoom(alice, map[string]any{})
 		upInviteJoin(t, s, alice, bob, old)
 		path := mbRoom(old, "/upgrade")
 		v11 := map[string]any{"new_version": "11"}
@@ -269,7 +269,7 @@ func TestUpgradeRoomJoinRules(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		t.Run("invite", func(t *testing.T) {
-			old := mbCreate(t, s, alice, map[string]any{"preset": "private_chat"})
+			old := s.CreateRoom(alice, map[string]any{"preset": "private_chat"})
 			upInviteJoin(t, s, alice, bob, old)
 			newID := upUpgrade(t, s, alice, old, map[string]any{"new_version": "11"})
 			upEq(t, "join rules", mbState(t, s, alice, newID, "m.room.join_rules", ""), map[string]any{"join_rule": "invite"})
@@ -278,8 +278,8 @@ func TestUpgradeRoomJoinRules(t *testing.T) {
 			upSend(t, s, bob, newID, "1").Expect(t, 200, "")
 		})
 		t.Run("restricted", func(t *testing.T) {
-			space := mbCreate(t, s, alice, map[string]any{"creation_content": map[string]any{"type": "m.space"}})
-			old := mbCreate(t, s, alice, map[string]any{})
+			space := s.CreateRoom(alice, map[string]any{"creation_content": map[string]any{"type": "m.space"}})
+			old := s.CreateRoom(alice, map[string]any{})
 			rule := map[string]any{"join_rule": "restricted", "allow": []map[string]any{{"type": "m.room_membership", "room_id": space}}}
 			s.Do("PUT", mbRoom(old, "/state/m.room.join_rules/"), alice.Token, rule).Expect(t, 200, "")
 			newID := upUpgrade(t, s, alice, old, map[string]any{"new_version": "11"})
@@ -295,7 +295,7 @@ func TestUpgradeRoomToV12(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
-		old := mbCreate(t, s, alice, map[string]any{"room_version": "11",
+		old := s.CreateRoom(alice, map[string]any{"room_version": "11",
 			"power_level_content_override": map[string]any{"users": map[string]int{alice.ID: 100, bob.ID: 100, carol.ID: 50}}})
 		upInviteJoin(t, s, alice, bob, old)
 		upInviteJoin(t, s, alice, carol, old)
@@ -349,7 +349,7 @@ func TestUpgradeRoomRaisesUpgrader(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		dave := s.Register("dave", "correct horse battery")
-		old := mbCreate(t, s, alice, map[string]any{"room_version": "10",
+		old := s.CreateRoom(alice, map[string]any{"room_version": "10",
 			"power_level_content_override": map[string]any{
 				"users":  map[string]int{alice.ID: 100, bob.ID: 50, dave.ID: 80},
 				"events": map[string]int{"m.room.tombstone": 50, "m.room.encryption": 60, "m.room.power_levels": 70},
@@ -392,8 +392,8 @@ func TestUpgradeRoomRaisesUpgrader(t *testing.T) {
 func TestUpgradeSpace(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
-		child := mbCreate(t, s, alice, map[string]any{})
-		old := mbCreate(t, s, alice, map[string]any{
+		child := s.CreateRoom(alice, map[string]any{})
+		old := s.CreateRoom(alice, map[string]any{
 			"creation_content": map[string]any{"type": "m.space"},
 			"initial_state": []map[string]any{
 				{"type": "m.space.child", "state_key": child, "content": map[string]any{"via": []string{"aula.test"}, "suggested": true}},

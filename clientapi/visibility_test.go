@@ -68,20 +68,20 @@ func TestHistoryVisibility(t *testing.T) {
 				bob := s.Register("bob", "correct horse battery")
 				carol := s.Register("carol", "correct horse battery")
 				names := map[string]string{bob.ID: "bob"}
-				room := rmCreateRoom(t, s, alice, map[string]any{"initial_state": []map[string]any{
+				room := s.CreateRoom(alice, map[string]any{"initial_state": []map[string]any{
 					{"type": "m.room.history_visibility", "state_key": "", "content": map[string]string{"history_visibility": tc.visibility}},
 				}})
 				ids := map[string]string{}
-				ids["before"] = rmText(t, s, alice, room, "before")
-				rmInvite(t, s, alice, room, bob)
-				ids["invited"] = rmText(t, s, alice, room, "invited")
-				rmJoin(t, s, bob, room)
-				ids["joined"] = rmText(t, s, alice, room, "joined")
+				ids["before"] = s.SendText(alice, room, "before")
+				s.Invite(alice, room, bob)
+				ids["invited"] = s.SendText(alice, room, "invited")
+				s.Join(bob, room)
+				ids["joined"] = s.SendText(alice, room, "joined")
 				// While Bob is in the room he sees what he will see after
 				// leaving, minus the leave.
 				rmEqual(t, "bob while joined", rmTimeline(t, s, bob, room, names), tc.bob[:len(tc.bob)-1-boolInt(tc.visibility == "world_readable")])
-				rmLeave(t, s, bob, room)
-				ids["after"] = rmText(t, s, alice, room, "after")
+				s.Leave(bob, room)
+				ids["after"] = s.SendText(alice, room, "after")
 
 				rmEqual(t, "bob after leaving", rmTimeline(t, s, bob, room, names), tc.bob)
 				// dir=b shows the same events, newest first.
@@ -148,19 +148,19 @@ func TestHistoryVisibilityChanges(t *testing.T) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, nil) // shared
+		room := s.CreateRoom(alice, nil) // shared
 		setVis := func(v string) string {
 			return rmPutState(t, s, alice, room, "m.room.history_visibility", "", map[string]string{"history_visibility": v})
 		}
-		rmText(t, s, alice, room, "shared-1")
+		s.SendText(alice, room, "shared-1")
 		toJoined := setVis("joined")
-		rmText(t, s, alice, room, "joined-1")
+		s.SendText(alice, room, "joined-1")
 		toWorld := setVis("world_readable")
-		rmText(t, s, alice, room, "world-1")
+		s.SendText(alice, room, "world-1")
 		toInvited := setVis("invited")
-		rmText(t, s, alice, room, "invited-1")
+		s.SendText(alice, room, "invited-1")
 		rmInviteJoin(t, s, alice, room, bob)
-		rmText(t, s, alice, room, "member-1")
+		s.SendText(alice, room, "member-1")
 
 		// Bob joined last: he sees shared-1 (shared, and he joined later),
 		// not joined-1, world-1 (world_readable), not invited-1, and
@@ -188,7 +188,7 @@ func TestHistoryVisibilityChanges(t *testing.T) {
 		// The room becomes world_readable: Carol may page, and sees
 		// exactly the events that were world_readable when sent.
 		setVis("world_readable")
-		rmText(t, s, alice, room, "world-2")
+		s.SendText(alice, room, "world-2")
 		rmEqual(t, "carol", rmBodies(rmAll(t, s, carol, room, "b", 2)), []string{"world-2", "world-1"})
 		// Her /members and /state are the current ones.
 		if got := rmMembers(t, s, carol, room, url.Values{"membership": {"join"}}); len(got) != 2 {
@@ -203,13 +203,13 @@ func TestHistoryVisibilityLeaveAndForget(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
-		room := rmCreateRoom(t, s, alice, map[string]any{"initial_state": []map[string]any{
+		room := s.CreateRoom(alice, map[string]any{"initial_state": []map[string]any{
 			{"type": "m.room.history_visibility", "state_key": "", "content": map[string]string{"history_visibility": "joined"}},
 		}})
 		rmInviteJoin(t, s, alice, room, bob)
-		in := rmText(t, s, alice, room, "in")
+		in := s.SendText(alice, room, "in")
 		s.Do("POST", rmRoom(room, "kick"), alice.Token, map[string]string{"user_id": bob.ID, "reason": "bye"}).Expect(t, 200, "")
-		out := rmText(t, s, alice, room, "out")
+		out := s.SendText(alice, room, "out")
 		names := map[string]string{bob.ID: "bob"}
 		rmEqual(t, "kicked bob", rmTimeline(t, s, bob, room, names), []string{"bob join", "in", "bob leave"})
 		rmGetEvent(t, s, bob, room, in)
@@ -229,8 +229,8 @@ func TestHistoryVisibilityLeaveAndForget(t *testing.T) {
 		// Unknown events are 404 too, in a room one can see.
 		confExpectError(t, "unknown event", s.Do("GET", rmRoom(room, "event", "$nope"), alice.Token, nil), 404, "M_NOT_FOUND")
 		// An event of another room is not found through this one.
-		other := rmCreateRoom(t, s, alice, nil)
-		elsewhere := rmText(t, s, alice, other, "elsewhere")
+		other := s.CreateRoom(alice, nil)
+		elsewhere := s.SendText(alice, other, "elsewhere")
 		confExpectError(t, "event of another room", s.Do("GET", rmRoom(room, "event", elsewhere), alice.Token, nil), 404, "M_NOT_FOUND")
 	})
 }

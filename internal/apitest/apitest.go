@@ -11,8 +11,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,4 +201,67 @@ func (u User) PasswordAuth(session string) map[string]any {
 		"type": "m.login.password", "session": session, "password": u.Password,
 		"identifier": map[string]string{"type": "m.id.user", "user": u.ID},
 	}
+}
+
+// roomPath is the client API path of a room, with more path segments.
+func roomPath(roomID string, parts ...string) string {
+	p := "/_matrix/client/v3/rooms/" + url.PathEscape(roomID)
+	for _, part := range parts {
+		p += "/" + url.PathEscape(part)
+	}
+	return p
+}
+
+// CreateRoom creates a room as u with the given createRoom body (nil: {})
+// and returns its ID.
+func (s *Server) CreateRoom(u User, body any) string {
+	s.T.Helper()
+	if body == nil {
+		body = map[string]any{}
+	}
+	r := s.Do("POST", "/_matrix/client/v3/createRoom", u.Token, body).Expect(s.T, 200, "")
+	id := r.String("room_id")
+	if !strings.HasPrefix(id, "!") {
+		s.T.Fatalf("createRoom: room_id %q in %s", id, r.Body)
+	}
+	return id
+}
+
+// Invite has inviter invite u into the room.
+func (s *Server) Invite(inviter User, roomID string, u User) {
+	s.T.Helper()
+	s.Do("POST", roomPath(roomID, "invite"), inviter.Token, map[string]string{"user_id": u.ID}).Expect(s.T, 200, "")
+}
+
+// Join makes u join the room.
+func (s *Server) Join(u User, roomID string) {
+	s.T.Helper()
+	s.Do("POST", roomPath(roomID, "join"), u.Token, map[string]any{}).Expect(s.T, 200, "")
+}
+
+// Leave makes u leave the room.
+func (s *Server) Leave(u User, roomID string) {
+	s.T.Helper()
+	s.Do("POST", roomPath(roomID, "leave"), u.Token, map[string]any{}).Expect(s.T, 200, "")
+}
+
+// txnCounter makes transaction IDs unique within a test binary.
+var txnCounter atomic.Int64
+
+// Send sends an event of the given type into the room and returns its ID.
+func (s *Server) Send(u User, roomID, eventType string, content any) string {
+	s.T.Helper()
+	txn := "t" + strconv.FormatInt(txnCounter.Add(1), 10)
+	r := s.Do("PUT", roomPath(roomID, "send", eventType, txn), u.Token, content).Expect(s.T, 200, "")
+	id := r.String("event_id")
+	if !strings.HasPrefix(id, "$") {
+		s.T.Fatalf("send: bad event_id in %s", r.Body)
+	}
+	return id
+}
+
+// SendText sends a plain text message and returns its event ID.
+func (s *Server) SendText(u User, roomID, body string) string {
+	s.T.Helper()
+	return s.Send(u, roomID, "m.room.message", map[string]string{"msgtype": "m.text", "body": body})
 }
