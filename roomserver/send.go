@@ -94,13 +94,6 @@ func (s *Server) send(ctx context.Context, req SendRequest, key string) (string,
 		return "", err
 	}
 	defer r.mu.Unlock()
-	if key != "" { // checked under the lock, so concurrent retries store one event
-		if id, err := s.db.TxnEvent(ctx, txn); err == nil {
-			return id, nil
-		} else if !errors.Is(err, storage.ErrNotFound) {
-			return "", err
-		}
-	}
 	p := proto{sender: req.Sender, typ: req.Type, stateKey: req.StateKey, content: req.Content}
 	isRedaction := req.Type == spec.MRoomRedaction && req.StateKey == nil
 	if isRedaction {
@@ -143,7 +136,12 @@ func (s *Server) send(ctx context.Context, req SendRequest, key string) (string,
 	if redacted != nil {
 		ne.Redacts, ne.RedactedJSON = target.EventID, redacted
 	}
-	if err := s.persist(ctx, r, ne); err != nil {
+	if err := s.persist(ctx, r, ne); errors.Is(err, storage.ErrDuplicateTxn) {
+		// A retry: the first attempt's event is the answer. Storing the
+		// transaction ID with the event, rather than looking it up first,
+		// keeps the common case at no extra query.
+		return s.db.TxnEvent(ctx, txn)
+	} else if err != nil {
 		return "", err
 	}
 	r.apply(ev)
@@ -233,7 +231,9 @@ func (s *Server) applyRedaction(r *room, target storage.Event, redacted []byte) 
 // dropped, so the next writer reloads it from storage.
 func (s *Server) persist(ctx context.Context, r *room, ne storage.NewEvent) error {
 	if _, err := s.db.PersistEvents(ctx, nil, []storage.NewEvent{ne}); err != nil {
-		r.loaded = false
+		if !errors.Is(err, storage.ErrDuplicateTxn) { // that one leaves the room as it was
+			r.loaded = false
+		}
 		return err
 	}
 	return nil

@@ -37,6 +37,11 @@ type NewEvent struct {
 	RedactedJSON []byte
 }
 
+// ErrDuplicateTxn is returned by PersistEvents, which then stores nothing,
+// when an event's transaction ID was used before: the client retried, and
+// the event of the first attempt (TxnEvent) is the answer.
+var ErrDuplicateTxn = errors.New("storage: duplicate transaction")
+
 // Txn identifies a client transaction: PUT /send from one device.
 type Txn struct {
 	UserID   string
@@ -68,7 +73,7 @@ type RoomInfo struct {
 
 // PersistEvents stores events of one room, in order, in one transaction:
 // it creates the room first when room is not nil, gives each event the
-// next stream position, moves the room's latest event, updates the state
+// next stream position, updates the state
 // intervals and records transaction IDs. The caller (the room server) holds
 // the room's lock, so depths follow the stored latest depth. It returns the
 // stream positions.
@@ -81,8 +86,8 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 		positions = positions[:0]
 		now := nowMS()
 		if room != nil {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO rooms (room_id, room_version, creator, created_ts, latest_event_id, latest_depth)
-				VALUES ($1, $2, $3, $4, '', 0)`, room.RoomID, room.Version, room.Creator, now); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rooms (room_id, room_version, creator, created_ts)
+				VALUES ($1, $2, $3, $4)`, room.RoomID, room.Version, room.Creator, now); err != nil {
 				if isUniqueViolation(err) {
 					return ErrConflict
 				}
@@ -108,19 +113,20 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 				}
 				return fmt.Errorf("storage: insert event %s: %w", ev.EventID, err)
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE rooms SET latest_event_id = $2, latest_depth = $3 WHERE room_id = $1`,
-				ev.RoomID, ev.EventID, ev.Depth); err != nil {
-				return fmt.Errorf("storage: advance room %s: %w", ev.RoomID, err)
-			}
 			if ev.StateKey != nil {
 				if err := updateState(ctx, tx, ev); err != nil {
 					return err
 				}
 			}
 			if ev.Txn.UserID != "" {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id, created_ts)
-					VALUES ($1, $2, $3, $4, $5)`, ev.Txn.UserID, ev.Txn.DeviceID, ev.Txn.TxnID, ev.EventID, now); err != nil {
+				res, err := tx.ExecContext(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id, created_ts)
+					VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, device_id, txn_id) DO NOTHING`,
+					ev.Txn.UserID, ev.Txn.DeviceID, ev.Txn.TxnID, ev.EventID, now)
+				if err != nil {
 					return fmt.Errorf("storage: record transaction: %w", err)
+				}
+				if n, err := res.RowsAffected(); err == nil && n == 0 {
+					return ErrDuplicateTxn
 				}
 			}
 			if ev.Redacts != "" && ev.RedactedJSON != nil {
@@ -167,8 +173,13 @@ func updateState(ctx context.Context, tx *Tx, ev NewEvent) error {
 // Room returns a room's version and latest event, or ErrNotFound.
 func (db *DB) Room(ctx context.Context, roomID string) (RoomInfo, error) {
 	var r RoomInfo
-	err := db.read.QueryRowContext(ctx, `SELECT room_id, room_version, creator, latest_event_id, latest_depth
-		FROM rooms WHERE room_id = $1`, roomID).Scan(&r.RoomID, &r.Version, &r.Creator, &r.LatestEventID, &r.LatestDepth)
+	// The head is derived from the events (the newest by depth, found
+	// through events_room_depth) rather than kept in a column that every
+	// event would have to update.
+	err := db.read.QueryRowContext(ctx, `SELECT r.room_id, r.room_version, r.creator,
+		COALESCE((SELECT e.event_id FROM events e WHERE e.room_id = r.room_id ORDER BY e.depth DESC LIMIT 1), ''),
+		COALESCE((SELECT MAX(e.depth) FROM events e WHERE e.room_id = r.room_id), 0)
+		FROM rooms r WHERE r.room_id = $1`, roomID).Scan(&r.RoomID, &r.Version, &r.Creator, &r.LatestEventID, &r.LatestDepth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return RoomInfo{}, ErrNotFound
 	}

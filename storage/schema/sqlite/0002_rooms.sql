@@ -1,13 +1,10 @@
--- Rooms. Rooms do not federate, so each room's events form one chain:
--- latest_event_id is the prev_event of the next event and latest_depth its
--- depth minus one.
+-- Rooms. Rooms do not federate, so each room's events form one chain; its
+-- head is the event with the highest depth (see events_room_depth).
 CREATE TABLE rooms (
     room_id         TEXT PRIMARY KEY,
     room_version    TEXT NOT NULL,
     creator         TEXT NOT NULL,
-    created_ts      BIGINT NOT NULL,
-    latest_event_id TEXT NOT NULL,
-    latest_depth    BIGINT NOT NULL
+    created_ts      BIGINT NOT NULL
 );
 
 -- Every event, as the exact JSON served to clients (redacted in place when a
