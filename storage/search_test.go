@@ -154,7 +154,6 @@ func TestSearchSyntaxIsInert(t *testing.T) {
 		// Events whose text the engines cannot index are stored anyway.
 		r.add("m.room.message", "@alice:x", `{"body":"nul \u0000 inside"}`)
 		r.add("m.room.message", "@alice:x", `{"body":"lone \ud800 surrogate"}`)
-		r.add("m.room.message", "@alice:x", `{"body":"not json"`)
 		for _, term := range []string{
 			`"`, `""`, `*`, `'`, `''`, `\`, `"cafe`, `cafe's`, `OR`, `NOT`, `AND`, `NEAR(door`, `door)`, `-door`,
 			`door:*`, `d:* & !x | (y)`, `^door`, `{value}: door`, `value:door`, `+door`, "door\x00", `\'door\'`,
