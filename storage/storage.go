@@ -16,6 +16,9 @@ import (
 // ErrNotFound is returned when a requested row does not exist.
 var ErrNotFound = errors.New("storage: not found")
 
+// errClosed is returned by writes to a closed DB.
+var errClosed = errors.New("storage: closed")
+
 // ErrConflict is returned when a row that must be unique already exists.
 var ErrConflict = errors.New("storage: conflict")
 
@@ -27,6 +30,7 @@ type DB struct {
 	write  *pool
 	read   *pool
 	stream stream
+	batch  batcher // group commit of PersistEvents
 }
 
 // Open connects to the database named by dsn: "sqlite:PATH" or a
@@ -93,7 +97,9 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	return &DB{engine: engineSQLite, write: newPool(write), read: newPool(read)}, nil
+	db := &DB{engine: engineSQLite, write: newPool(write), read: newPool(read)}
+	db.batch.start(db)
+	return db, nil
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
@@ -109,7 +115,9 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("storage: connect postgres: %w", err)
 	}
 	p := newPool(db)
-	return &DB{engine: enginePostgres, write: p, read: p}, nil
+	d := &DB{engine: enginePostgres, write: p, read: p}
+	d.batch.start(d)
+	return d, nil
 }
 
 // Engine returns "sqlite" or "postgres".
@@ -117,6 +125,7 @@ func (db *DB) Engine() string { return db.engine.String() }
 
 // Close closes all connections.
 func (db *DB) Close() error {
+	db.batch.close()
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
