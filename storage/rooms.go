@@ -81,73 +81,75 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 	if len(events) == 0 {
 		return nil, nil
 	}
-	return db.batch.persist(ctx, room, events)
-}
-
-// persistEventsTx is PersistEvents inside a transaction of the caller's.
-func persistEventsTx(ctx context.Context, tx *Tx, room *NewRoom, events []NewEvent) ([]int64, error) {
 	positions := make([]int64, 0, len(events))
-	now := nowMS()
-	if room != nil {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO rooms (room_id, room_version, creator, created_ts)
-			VALUES ($1, $2, $3, $4)`, room.RoomID, room.Version, room.Creator, now); err != nil {
-			if isUniqueViolation(err) {
-				return nil, ErrConflict
+	err := db.inTx(ctx, func(tx *Tx) error {
+		positions = positions[:0]
+		now := nowMS()
+		if room != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rooms (room_id, room_version, creator, created_ts)
+				VALUES ($1, $2, $3, $4)`, room.RoomID, room.Version, room.Creator, now); err != nil {
+				if isUniqueViolation(err) {
+					return ErrConflict
+				}
+				return fmt.Errorf("storage: create room %s: %w", room.RoomID, err)
 			}
-			return nil, fmt.Errorf("storage: create room %s: %w", room.RoomID, err)
-		}
-		if room.Alias != "" {
-			if err := insertAlias(ctx, tx, room.Alias, room.RoomID, room.Creator, now); err != nil {
-				return nil, err
-			}
-		}
-	}
-	for _, ev := range events {
-		pos, err := nextStreamPos(ctx, tx)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events
-			(stream_pos, event_id, room_id, depth, type, state_key, sender, origin_server_ts, json)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			pos, ev.EventID, ev.RoomID, ev.Depth, ev.Type, nullStringPtr(ev.StateKey), ev.Sender, ev.OriginTS, string(ev.JSON)); err != nil {
-			if isUniqueViolation(err) {
-				return nil, ErrConflict
-			}
-			return nil, fmt.Errorf("storage: insert event %s: %w", ev.EventID, err)
-		}
-		if ev.StateKey != nil {
-			if err := updateState(ctx, tx, ev); err != nil {
-				return nil, err
+			if room.Alias != "" {
+				if err := insertAlias(ctx, tx, room.Alias, room.RoomID, room.Creator, now); err != nil {
+					return err
+				}
 			}
 		}
-		if ev.Txn.UserID != "" {
-			res, err := tx.ExecContext(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id, created_ts)
-				VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, device_id, txn_id) DO NOTHING`,
-				ev.Txn.UserID, ev.Txn.DeviceID, ev.Txn.TxnID, ev.EventID, now)
+		for _, ev := range events {
+			pos, err := nextStreamPos(ctx, tx)
 			if err != nil {
-				return nil, fmt.Errorf("storage: record transaction: %w", err)
+				return err
 			}
-			if n, err := res.RowsAffected(); err == nil && n == 0 {
-				return nil, ErrDuplicateTxn
+			if _, err := tx.ExecContext(ctx, `INSERT INTO events
+				(stream_pos, event_id, room_id, depth, type, state_key, sender, origin_server_ts, json)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				pos, ev.EventID, ev.RoomID, ev.Depth, ev.Type, nullStringPtr(ev.StateKey), ev.Sender, ev.OriginTS, string(ev.JSON)); err != nil {
+				if isUniqueViolation(err) {
+					return ErrConflict
+				}
+				return fmt.Errorf("storage: insert event %s: %w", ev.EventID, err)
 			}
-		}
-		if ev.Redacts != "" && ev.RedactedJSON != nil {
-			if _, err := tx.ExecContext(ctx, `UPDATE events SET json = $3, redacted_by = $2
-				WHERE event_id = $1 AND room_id = $4`, ev.Redacts, ev.EventID, string(ev.RedactedJSON), ev.RoomID); err != nil {
-				return nil, fmt.Errorf("storage: redact %s: %w", ev.Redacts, err)
+			if ev.StateKey != nil {
+				if err := updateState(ctx, tx, ev); err != nil {
+					return err
+				}
 			}
-		}
-		if err := recordRelations(ctx, tx, ev); err != nil { // relations.go
-			return nil, err
-		}
-		if ev.Type == "m.room.member" && ev.StateKey != nil && ev.Membership == "join" {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2`,
-				*ev.StateKey, ev.RoomID); err != nil {
-				return nil, fmt.Errorf("storage: unforget room: %w", err)
+			if ev.Txn.UserID != "" {
+				res, err := tx.ExecContext(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id, created_ts)
+					VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, device_id, txn_id) DO NOTHING`,
+					ev.Txn.UserID, ev.Txn.DeviceID, ev.Txn.TxnID, ev.EventID, now)
+				if err != nil {
+					return fmt.Errorf("storage: record transaction: %w", err)
+				}
+				if n, err := res.RowsAffected(); err == nil && n == 0 {
+					return ErrDuplicateTxn
+				}
 			}
+			if ev.Redacts != "" && ev.RedactedJSON != nil {
+				if _, err := tx.ExecContext(ctx, `UPDATE events SET json = $3, redacted_by = $2
+					WHERE event_id = $1 AND room_id = $4`, ev.Redacts, ev.EventID, string(ev.RedactedJSON), ev.RoomID); err != nil {
+					return fmt.Errorf("storage: redact %s: %w", ev.Redacts, err)
+				}
+			}
+			if err := recordRelations(ctx, tx, ev); err != nil { // relations.go
+				return err
+			}
+			if ev.Type == "m.room.member" && ev.StateKey != nil && ev.Membership == "join" {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2`,
+					*ev.StateKey, ev.RoomID); err != nil {
+					return fmt.Errorf("storage: unforget room: %w", err)
+				}
+			}
+			positions = append(positions, pos)
 		}
-		positions = append(positions, pos)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return positions, nil
 }

@@ -16,9 +16,6 @@ import (
 // ErrNotFound is returned when a requested row does not exist.
 var ErrNotFound = errors.New("storage: not found")
 
-// errClosed is returned by writes to a closed DB.
-var errClosed = errors.New("storage: closed")
-
 // ErrConflict is returned when a row that must be unique already exists.
 var ErrConflict = errors.New("storage: conflict")
 
@@ -30,7 +27,6 @@ type DB struct {
 	write  *pool
 	read   *pool
 	stream stream
-	batch  batcher // group commit of PersistEvents
 }
 
 // Open connects to the database named by dsn: "sqlite:PATH" or a
@@ -97,9 +93,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
-	db := &DB{engine: engineSQLite, write: newPool(write), read: newPool(read)}
-	db.batch.start(db)
-	return db, nil
+	return &DB{engine: engineSQLite, write: newPool(write), read: newPool(read)}, nil
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
@@ -115,9 +109,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("storage: connect postgres: %w", err)
 	}
 	p := newPool(db)
-	d := &DB{engine: enginePostgres, write: p, read: p}
-	d.batch.start(d)
-	return d, nil
+	return &DB{engine: enginePostgres, write: p, read: p}, nil
 }
 
 // Engine returns "sqlite" or "postgres".
@@ -125,7 +117,6 @@ func (db *DB) Engine() string { return db.engine.String() }
 
 // Close closes all connections.
 func (db *DB) Close() error {
-	db.batch.close()
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())

@@ -9,9 +9,9 @@ import (
 	"github.com/aula-chat/aula/internal/apitest"
 )
 
-// Sends into many rooms at once share transactions (group commit); a
-// repeated transaction ID among them must still answer with its first event
-// and must not make the others fail.
+// Sends into many rooms at once commit concurrently; a repeated
+// transaction ID among them must still answer with its first event and must
+// not make the others fail.
 func TestConcurrentSendsAcrossRooms(t *testing.T) {
 	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
