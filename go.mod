@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/gorilla/mux v1.8.1
 	github.com/lib/pq v1.12.3
+	github.com/matrix-org/gomatrixserverlib v0.0.0-20260716140101-4fe595dc7f58
 	golang.org/x/crypto v0.57.0
 	gopkg.in/yaml.v3 v3.0.1
 	maunium.net/go/mautrix v0.26.0
@@ -16,7 +17,7 @@ require (
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/hashicorp/go-set/v3 v3.0.0 // indirect
-	github.com/matrix-org/gomatrixserverlib v0.0.0-20260716140101-4fe595dc7f58 // indirect
+	github.com/kr/pretty v0.3.1 // indirect
 	github.com/matrix-org/util v0.0.0-20221111132719-399730281e66 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
