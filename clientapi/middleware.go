@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/aula-chat/aula/auth"
@@ -84,11 +86,46 @@ func (a *API) clientIP(r *http.Request) string {
 	if !a.cfg.Log.IPAddresses {
 		return ""
 	}
+	return a.clientAddr(r)
+}
+
+// clientAddr is the address a request came from, for rate limits: the
+// connection's peer, or, when the peer is a trusted reverse proxy, the
+// nearest address in X-Forwarded-For that is not a trusted proxy.
+func (a *API) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if !a.trustedProxy(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if _, err := netip.ParseAddr(hop); err != nil {
+			break // a malformed entry: trust nothing before it
+		}
+		if !a.trustedProxy(hop) {
+			return hop
+		}
 	}
 	return host
+}
+
+// trustedProxy reports whether addr is in http.trusted_proxies.
+func (a *API) trustedProxy(addr string) bool {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range a.proxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // withRecover turns a panic in a handler into 500 M_UNKNOWN and a log line

@@ -1,7 +1,6 @@
 package clientapi
 
 import (
-	"net"
 	"net/http"
 
 	"github.com/aula-chat/aula/auth"
@@ -20,7 +19,7 @@ func (a *API) register(r *http.Request) (any, error) {
 	if err := decodeJSON(r, &req, true); err != nil {
 		return nil, err
 	}
-	req.ClientIP = remoteHost(r)
+	req.ClientIP = a.clientAddr(r)
 	t, err := a.auth.Register(r.Context(), req)
 	if err != nil {
 		return nil, err
@@ -53,22 +52,11 @@ func (a *API) registrationTokenValidity(r *http.Request) (any, error) {
 	if token == "" {
 		return nil, mxerr.MissingParam("token is required")
 	}
-	valid, err := a.auth.RegistrationTokenValid(token, remoteHost(r))
+	valid, err := a.auth.RegistrationTokenValid(token, a.clientAddr(r))
 	if err != nil {
 		return nil, err
 	}
 	return map[string]bool{"valid": valid}, nil
-}
-
-// remoteHost is the address the request came from, for rate limits. Behind
-// a reverse proxy it is the proxy's, so limits then apply to all clients
-// together.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // sharedSecretNonce answers GET /_synapse/admin/v1/register.

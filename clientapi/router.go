@@ -3,6 +3,7 @@ package clientapi
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -28,6 +29,7 @@ type API struct {
 	rooms   *roomserver.Server
 	typing  *typing.Tracker
 	router  *mux.Router
+	proxies []netip.Prefix // http.trusted_proxies
 }
 
 // Services are the services the HTTP layer calls.
@@ -43,6 +45,11 @@ type Services struct {
 // New builds the HTTP handler for the whole server.
 func New(cfg *config.Config, log *slog.Logger, s Services) *API {
 	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync, rooms: s.Rooms, typing: s.Typing}
+	for _, p := range cfg.HTTP.TrustedProxies {
+		if prefix, err := config.ParseProxy(p); err == nil { // Validate reported bad ones
+			a.proxies = append(a.proxies, prefix)
+		}
+	}
 	a.router = a.routes()
 	return a
 }

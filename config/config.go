@@ -79,6 +79,9 @@ type HTTP struct {
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 	// ShutdownTimeout is how long in-flight requests get to finish on SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// TrustedProxies are the addresses (IPs or CIDR ranges) of reverse
+	// proxies whose X-Forwarded-For header names the real client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Log controls logging.

@@ -122,6 +122,7 @@ func TestGenerate(t *testing.T) {
 			d.ServerName, d.Listen, d.PublicBaseURL, d.DataDir, d.Database, d.SigningKeyPath = c.ServerName, c.Listen, c.PublicBaseURL, c.DataDir, c.Database, c.SigningKeyPath
 			d.Registration.SharedSecret = c.Registration.SharedSecret
 			d.Registration.Tokens = []string{}
+			d.HTTP.TrustedProxies = []string{}
 			if !reflect.DeepEqual(c, d) {
 				t.Errorf("generated config differs from the defaults:\n got %+v\nwant %+v", c, d)
 			}
@@ -708,6 +709,8 @@ func TestValidate(t *testing.T) {
 		{"negative refresh lifetime", func(c *Config) { c.Login.RefreshTokenLifetime = Duration(-time.Minute) }, "login.refresh_token_lifetime"},
 		{"negative shutdown timeout", func(c *Config) { c.HTTP.ShutdownTimeout = Duration(-time.Second) }, "http.shutdown_timeout"},
 		{"request limit below one event", func(c *Config) { c.HTTP.MaxRequestBytes = 65535 }, "http.max_request_bytes"},
+		{"trusted proxy not an address", func(c *Config) { c.HTTP.TrustedProxies = []string{"10.0.0.0/8", "proxy.local"} }, "http.trusted_proxies"},
+		{"trusted proxies valid", func(c *Config) { c.HTTP.TrustedProxies = []string{"10.0.0.0/8", "::1", "127.0.0.1"} }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -162,8 +162,13 @@ http:
   # Largest accepted request body for the JSON API, in bytes.
   max_request_bytes: {{.D.HTTP.MaxRequestBytes}}
   # On SIGTERM, how long running requests get to finish before the server
-  # stops; open /sync long-polls are answered at once.
+  # stops.
   shutdown_timeout: {{.D.HTTP.ShutdownTimeout}}
+  # Reverse proxies (IPs or CIDR ranges, e.g. ["127.0.0.1/32", "10.0.0.0/8"])
+  # whose X-Forwarded-For header is believed. The client address it names is
+  # used for rate limits and, if log.ip_addresses is on, for logs. Empty: the
+  # header is ignored and the connection's peer counts as the client.
+  trusted_proxies: []
 
 log:
   # debug, info, warn or error.

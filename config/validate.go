@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/aula-chat/aula/internal/ids"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -84,6 +85,11 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxRequestBytes < 65536 {
 		bad("http.max_request_bytes", "%d is below 65536 (one Matrix event may be 65536 bytes)", c.HTTP.MaxRequestBytes)
 	}
+	for _, p := range c.HTTP.TrustedProxies {
+		if _, err := ParseProxy(p); err != nil {
+			bad("http.trusted_proxies", "%q is not an IP address or CIDR range", p)
+		}
+	}
 	if c.HTTP.ShutdownTimeout.D() < 0 {
 		bad("http.shutdown_timeout", "must not be negative")
 	}
@@ -97,4 +103,18 @@ func (c *Config) Validate() error {
 		return &Error{Problems: p}
 	}
 	return nil
+}
+
+// ParseProxy parses one entry of http.trusted_proxies: an IP address (a
+// range of one) or a CIDR range.
+func ParseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
