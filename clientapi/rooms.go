@@ -40,10 +40,7 @@ func (a *API) sendMessage(r *http.Request, d *auth.Device) (any, error) {
 		req.Redacts = c.Redacts
 	}
 	id, err := a.rooms.Send(r.Context(), req)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]string{"event_id": id}, nil
+	return eventIDResult(id, err)
 }
 
 // redactEvent answers PUT /rooms/{roomId}/redact/{eventId}/{txnId}.
@@ -62,10 +59,7 @@ func (a *API) redactEvent(r *http.Request, d *auth.Device) (any, error) {
 	id, err := a.rooms.Redact(r.Context(), roomserver.RedactRequest{
 		RoomID: roomID, Sender: d.UserID, DeviceID: d.DeviceID, TxnID: v["txnId"], EventID: v["eventId"], Reason: body.Reason,
 	})
-	if err != nil {
-		return nil, err
-	}
-	return map[string]string{"event_id": id}, nil
+	return eventIDResult(id, err)
 }
 
 // setState answers PUT /rooms/{roomId}/state/{eventType}[/{stateKey}].
@@ -83,10 +77,7 @@ func (a *API) setState(r *http.Request, d *auth.Device) (any, error) {
 	id, err := a.rooms.Send(r.Context(), roomserver.SendRequest{
 		RoomID: roomID, Sender: d.UserID, DeviceID: d.DeviceID, Type: v["eventType"], StateKey: &key, Content: content,
 	})
-	if err != nil {
-		return nil, err
-	}
-	return map[string]string{"event_id": id}, nil
+	return eventIDResult(id, err)
 }
 
 // getState answers GET /rooms/{roomId}/state.
@@ -201,4 +192,13 @@ func (a *API) getMessages(r *http.Request, d *auth.Device) (any, error) {
 		req.LazyLoadMembers, req.Match = filter.LazyLoadMembers, match
 	}
 	return a.rooms.Messages(r.Context(), req)
+}
+
+// eventIDResult is the {"event_id": …} answer of the endpoints that send
+// an event.
+func eventIDResult(id string, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"event_id": id}, nil
 }

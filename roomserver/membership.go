@@ -40,19 +40,12 @@ var serverMemberKeys = []string{"membership", "third_party_signed", "third_party
 // the profile's in this room. Joining again with the same content changes
 // nothing.
 func (s *Server) Join(ctx context.Context, userID, roomIDOrAlias, reason string, extra map[string]json.RawMessage) (string, error) {
-	roomID, err := s.ResolveRoom(ctx, roomIDOrAlias)
-	if err != nil {
-		return "", err
-	}
-	content, err := s.selfMemberContent(ctx, spec.Join, userID, reason, extra)
-	if err != nil {
-		return "", err
-	}
-	r, err := s.lockRoom(ctx, roomID)
+	r, content, err := s.lockForSelfMember(ctx, spec.Join, userID, roomIDOrAlias, reason, extra)
 	if err != nil {
 		return "", err
 	}
 	defer r.mu.Unlock()
+	roomID := r.id
 	if err := s.authoriseRestrictedJoin(ctx, r, userID, content); err != nil {
 		return "", err
 	}
@@ -128,20 +121,30 @@ func (s *Server) authoriseRestrictedJoin(ctx context.Context, r *room, userID st
 // Knock asks to join a room whose join rule is knock, and returns the room
 // ID.
 func (s *Server) Knock(ctx context.Context, userID, roomIDOrAlias, reason string) (string, error) {
-	roomID, err := s.ResolveRoom(ctx, roomIDOrAlias)
-	if err != nil {
-		return "", err
-	}
-	content, err := s.selfMemberContent(ctx, spec.Knock, userID, reason, nil)
-	if err != nil {
-		return "", err
-	}
-	r, err := s.lockRoom(ctx, roomID)
+	r, content, err := s.lockForSelfMember(ctx, spec.Knock, userID, roomIDOrAlias, reason, nil)
 	if err != nil {
 		return "", err
 	}
 	defer r.mu.Unlock()
-	return roomID, s.appendMember(ctx, r, userID, userID, content, false)
+	return r.id, s.appendMember(ctx, r, userID, userID, content, false)
+}
+
+// lockForSelfMember prepares a user's own join or knock: it resolves the
+// room, builds the member content and returns the room locked.
+func (s *Server) lockForSelfMember(ctx context.Context, membership, userID, roomIDOrAlias, reason string, extra map[string]json.RawMessage) (*room, map[string]any, error) {
+	roomID, err := s.ResolveRoom(ctx, roomIDOrAlias)
+	if err != nil {
+		return nil, nil, err
+	}
+	content, err := s.selfMemberContent(ctx, membership, userID, reason, extra)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := s.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, content, nil
 }
 
 // selfMemberContent is the content of a join or knock: the user's profile,
