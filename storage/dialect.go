@@ -80,7 +80,7 @@ func (e engine) forUpdate() string {
 // with FTS5's query syntax and ranks by bm25; PostgreSQL searches the
 // tsvector column of its event_search table with a tsquery in the 'english'
 // configuration and ranks by ts_rank. Both tables are keyed by rowid, the
-// event's stream_pos (see the 0005_search migrations).
+// event's stream_pos, and keep the indexed text in value (see search.go).
 
 // searchQuery turns search words into the engine's query text: every word
 // must match, the last one also as the prefix of a longer word. Each word is
@@ -132,16 +132,39 @@ func (e engine) searchRank(n int) string {
 	return "-bm25(event_search)"
 }
 
-// searchHighlight is the indexed text of the event e behind a matching
-// event_search row, with each word the query text bound to parameter $n
-// matched between the characters searchMarkStart and searchMarkEnd.
+// searchHighlight is the indexed text of a matching event_search row, with
+// each word the query text bound to parameter $n matched between the
+// characters searchMarkStart and searchMarkEnd.
 func (e engine) searchHighlight(n int) string {
 	p := "$" + strconv.Itoa(n)
 	if e == enginePostgres {
-		return "ts_headline('english', event_search_text(e.type, e.json), to_tsquery('english', " + p + "), " +
+		return "ts_headline('english', event_search.value, to_tsquery('english', " + p + "), " +
 			`'HighlightAll=true, StartSel="' || chr(2) || '", StopSel="' || chr(3) || '"')`
 	}
 	return "highlight(event_search, 0, char(2), char(3))"
+}
+
+// insertIndexed runs insert, a statement that stores an event with its
+// stream position as parameter $1 (args holds the parameters), and, unless
+// text is empty, indexes text (searchText) under that position. PostgreSQL
+// takes both rows in one statement, the index row's insert in a WITH ahead
+// of the event's: every statement is a round trip to the server, which
+// costs the two processes more than the index row itself. SQLite runs in
+// the process and takes two statements.
+func (e engine) insertIndexed(ctx context.Context, tx *Tx, insert string, args []any, text string) error {
+	if text != "" && e == enginePostgres {
+		insert = "WITH indexed AS (INSERT INTO event_search (rowid, value) VALUES ($1, $" + strconv.Itoa(len(args)+1) + ")) " + insert
+		args = append(args, text)
+	}
+	if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
+		return err
+	}
+	if text != "" && e != enginePostgres {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO event_search (rowid, value) VALUES ($1, $2)`, args[0], text); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Marks around matched words in searchHighlight's text.

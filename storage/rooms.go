@@ -32,7 +32,8 @@ type NewEvent struct {
 	Txn Txn
 
 	// Redacts and RedactedJSON, when set, replace the JSON of the redacted
-	// event (in the same room) with its redacted form.
+	// event (in the same room) with its redacted form, and take it out of
+	// the search index.
 	Redacts      string
 	RedactedJSON []byte
 }
@@ -73,10 +74,10 @@ type RoomInfo struct {
 
 // PersistEvents stores events of one room, in order, in one transaction:
 // it creates the room first when room is not nil, gives each event the
-// next stream position, updates the state
-// intervals and records transaction IDs. The caller (the room server) holds
-// the room's lock, so depths follow the stored latest depth. It returns the
-// stream positions.
+// next stream position, updates the state intervals, indexes the search
+// text (search.go) and records transaction IDs. The caller (the room
+// server) holds the room's lock, so depths follow the stored latest depth.
+// It returns the stream positions.
 func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEvent) ([]int64, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -104,10 +105,11 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO events
+			if err := db.engine.insertIndexed(ctx, tx, `INSERT INTO events
 				(stream_pos, event_id, room_id, depth, type, state_key, sender, origin_server_ts, json)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				pos, ev.EventID, ev.RoomID, ev.Depth, ev.Type, nullStringPtr(ev.StateKey), ev.Sender, ev.OriginTS, string(ev.JSON)); err != nil {
+				[]any{pos, ev.EventID, ev.RoomID, ev.Depth, ev.Type, nullStringPtr(ev.StateKey), ev.Sender, ev.OriginTS, string(ev.JSON)},
+				searchText(ev.Type, ev.JSON)); err != nil {
 				if isUniqueViolation(err) {
 					return ErrConflict
 				}
@@ -133,6 +135,11 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 				if _, err := tx.ExecContext(ctx, `UPDATE events SET json = $3, redacted_by = $2
 					WHERE event_id = $1 AND room_id = $4`, ev.Redacts, ev.EventID, string(ev.RedactedJSON), ev.RoomID); err != nil {
 					return fmt.Errorf("storage: redact %s: %w", ev.Redacts, err)
+				}
+				// The redacted form has no text to search.
+				if _, err := tx.ExecContext(ctx, `DELETE FROM event_search
+					WHERE rowid = (SELECT stream_pos FROM events WHERE event_id = $1 AND room_id = $2)`, ev.Redacts, ev.RoomID); err != nil {
+					return fmt.Errorf("storage: unindex %s: %w", ev.Redacts, err)
 				}
 			}
 			if err := recordRelations(ctx, tx, ev); err != nil { // relations.go

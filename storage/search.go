@@ -2,14 +2,82 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"unicode"
 )
 
-// SearchQuery asks for the events whose indexed text (see the 0005_search
-// migrations) matches a search term.
+// The search index, event_search, holds one row per event with text to
+// search, keyed by rowid, the event's stream_pos (SQLite's FTS5 table must
+// call its key rowid, so both engines share one query text): the text
+// itself (value) and, on PostgreSQL, its tsvector (a generated column). The
+// Go write path keeps it, without triggers: PersistEvents indexes an
+// event's searchText as it stores the event (insertIndexed), and a
+// redaction drops the redacted event's row. Events are never deleted. See
+// the 0005_search and 0006_search_text migrations.
+
+// searchText returns the text an event contributes to the search index, as
+// Synapse indexes events: content.body of m.room.message, content.name of
+// m.room.name, and the plain-text topic of m.room.topic (the first text/plain
+// entry of content."m.topic"."m.text", else content.topic). Other events,
+// non-string values and empty texts give "", which is not indexed; so do
+// encrypted events, which have no plaintext. A text holding NUL is not
+// indexed either: PostgreSQL cannot store it in text. The event type
+// decides the key, so events.type tells a search which key a hit has.
+func searchText(eventType string, eventJSON []byte) string {
+	switch eventType {
+	case "m.room.message", "m.room.name", "m.room.topic":
+	default:
+		return ""
+	}
+	// A map keeps key matching exact (a struct field would match "Body").
+	var ev struct {
+		Content map[string]any `json:"content"`
+	}
+	if json.Unmarshal(eventJSON, &ev) != nil {
+		return ""
+	}
+	content := ev.Content
+	var text string
+	switch eventType {
+	case "m.room.message":
+		text, _ = content["body"].(string)
+	case "m.room.name":
+		text, _ = content["name"].(string)
+	case "m.room.topic":
+		text = plainTopic(content)
+	}
+	if strings.ContainsRune(text, 0) {
+		return ""
+	}
+	return text
+}
+
+// plainTopic is the plain-text topic of m.room.topic content: the body of
+// the first entry of "m.topic"."m.text" whose mimetype is text/plain (also
+// when absent, null or empty), even an empty one, else "topic".
+func plainTopic(content map[string]any) string {
+	mTopic, _ := content["m.topic"].(map[string]any)
+	texts, _ := mTopic["m.text"].([]any)
+	for _, t := range texts {
+		entry, _ := t.(map[string]any)
+		body, ok := entry["body"].(string)
+		if !ok {
+			continue
+		}
+		if mime := entry["mimetype"]; mime != nil && mime != "" && mime != "text/plain" {
+			continue
+		}
+		return body
+	}
+	topic, _ := content["topic"].(string)
+	return topic
+}
+
+// SearchQuery asks for the events whose indexed text (see searchText)
+// matches a search term.
 type SearchQuery struct {
 	// Term is what the user typed. Its words (runs of letters, digits and
 	// combining marks) must all match; the last one also matches as the

@@ -137,6 +137,19 @@ func TestSearchIndex(t *testing.T) {
 				t.Errorf("%q: %v, want %v", term, got, want)
 			}
 		}
+		// Keys match exactly; an m.text entry without a mimetype, or with a
+		// null one, is plain text; escapes are decoded.
+		r.add("m.room.message", "@alice:x", `{"Body":"capital"}`)
+		nullMime := r.add("m.room.topic", "@alice:x", `{"topic":"ignored","m.topic":{"m.text":[{"mimetype":"text/markdown","body":"markdown"},{"body":7},"x",{"mimetype":null,"body":"nullmime"}]}}`)
+		oldTopic := r.add("m.room.topic", "@alice:x", `{"topic":"ignored","m.topic":"notanobject"}`)
+		emoji := r.add("m.room.message", "@alice:x", `{"body":"party \ud83c\udf89 time"}`)
+		for term, want := range map[string][]string{
+			"capital": {}, "markdown": {}, "notanobject": {}, "ignored": {oldTopic}, "nullmime": {nullMime}, "party": {emoji},
+		} {
+			if got := hitIDs(t, db, storage.SearchQuery{Term: term, RoomIDs: rooms}); !sameSet(got, want) {
+				t.Errorf("%q: %v, want %v", term, got, want)
+			}
+		}
 		// Redacting an event takes it out of the index.
 		r.redact(msg, "m.room.message")
 		r.redact(name, "m.room.name")
@@ -259,8 +272,9 @@ func TestSearchHighlights(t *testing.T) {
 	})
 }
 
-// TestSearchBackfill checks that migration 0005 indexes the events stored
-// before it.
+// TestSearchBackfill checks that migrations 0005 and 0006 index the events
+// stored before them, with the text highlights need, and leave redacted
+// events out.
 func TestSearchBackfill(t *testing.T) {
 	storagetest.ForEachDB(t, func(t *testing.T, dsn string) {
 		db := storagetest.OpenDB(t, dsn)
@@ -268,26 +282,35 @@ func TestSearchBackfill(t *testing.T) {
 		msg := r.add("m.room.message", "@alice:x", `{"body":"backfilled words"}`)
 		topic := r.add("m.room.topic", "@alice:x", `{"topic":"words on top"}`)
 		r.add("m.room.message", "@alice:x", `{"body":"nul \u0000 other"}`)
+		gone := r.add("m.room.message", "@alice:x", `{"body":"redacted words"}`)
+		r.redact(gone, "m.room.message")
 
-		undo := []string{
-			`DROP TRIGGER event_search_insert`, `DROP TRIGGER event_search_update`, `DROP TRIGGER event_search_delete`,
-			`DROP TABLE event_search`, `DROP VIEW event_search_source`,
-		}
-		if db.Engine() == "postgres" {
-			undo = []string{`DROP TABLE event_search`, `DROP FUNCTION event_search_sync CASCADE`, `DROP FUNCTION event_search_text`}
-		}
-		migration, err := os.ReadFile(filepath.Join("schema", db.Engine(), "0005_search.sql"))
-		if err != nil {
+		raw := storagetest.RawDB(t, dsn)
+		// Back to the schema before 0005.
+		if _, err := raw.ExecContext(t.Context(), `DROP TABLE event_search`); err != nil {
 			t.Fatal(err)
 		}
-		raw := storagetest.RawDB(t, dsn)
-		for _, q := range append(undo, string(migration)) {
-			if _, err := raw.ExecContext(t.Context(), q); err != nil {
-				t.Fatalf("%.40s: %v", q, err)
+		for _, name := range []string{"0005_search.sql", "0006_search_text.sql"} {
+			migration, err := os.ReadFile(filepath.Join("schema", db.Engine(), name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := raw.ExecContext(t.Context(), string(migration)); err != nil {
+				t.Fatalf("%s: %v", name, err)
 			}
 		}
 		if got := hitIDs(t, db, storage.SearchQuery{Term: "words", RoomIDs: []string{"!a:x"}}); !sameSet(got, []string{msg, topic}) {
 			t.Errorf("after backfill: %v, want %v", got, []string{msg, topic})
+		}
+		got, err := db.SearchHighlights(t.Context(), "word", []string{msg, topic})
+		if err != nil || !slices.Equal(got, []string{"words"}) {
+			t.Errorf("highlights after backfill: %v %v", got, err)
+		}
+		// The write path keeps the index from there.
+		later := r.add("m.room.message", "@alice:x", `{"body":"later words"}`)
+		r.redact(msg, "m.room.message")
+		if got := hitIDs(t, db, storage.SearchQuery{Term: "words", RoomIDs: []string{"!a:x"}}); !sameSet(got, []string{topic, later}) {
+			t.Errorf("after new events: %v, want %v", got, []string{topic, later})
 		}
 	})
 }
