@@ -20,12 +20,8 @@ func (a *API) getSpaceHierarchy(r *http.Request, d *auth.Device) (any, error) {
 	}
 	q := r.URL.Query()
 	req := roomserver.HierarchyRequest{UserID: d.UserID, RoomID: roomID, From: q.Get("from")}
-	switch q.Get("suggested_only") {
-	case "", "false":
-	case "true":
-		req.SuggestedOnly = true
-	default:
-		return nil, mxerr.InvalidParam("suggested_only must be true or false")
+	if req.SuggestedOnly, err = boolParam(q, "suggested_only"); err != nil {
+		return nil, err
 	}
 	if q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))

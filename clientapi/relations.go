@@ -45,26 +45,14 @@ func (a *API) getRelations(r *http.Request, d *auth.Device) (any, error) {
 		if !q.Has(name) {
 			continue
 		}
-		b, ok := parseBool(q.Get(name))
-		if !ok {
-			return nil, mxerr.InvalidParam("%s must be true or false", name)
+		b, err := boolParam(q, name)
+		if err != nil {
+			return nil, err
 		}
 		req.Recurse = &b
 		break
 	}
 	return a.rooms.Relations(r.Context(), req)
-}
-
-// parseBool reads a boolean query parameter: "true" or "false", as the
-// spec writes them.
-func parseBool(s string) (value, ok bool) {
-	switch s {
-	case "true":
-		return true, true
-	case "false":
-		return false, true
-	}
-	return false, false
 }
 
 // getThreads answers GET /v1/rooms/{roomId}/threads.

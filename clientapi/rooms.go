@@ -40,7 +40,19 @@ func (a *API) sendMessage(r *http.Request, d *auth.Device) (any, error) {
 		req.Redacts = c.Redacts
 	}
 	id, err := a.rooms.Send(r.Context(), req)
+	if err == nil {
+		a.markActive(r, d)
+	}
 	return eventIDResult(id, err)
+}
+
+// markActive tells presence that the user did something on the device, as
+// the spec asks for sending a message. A failure there does not fail the
+// request.
+func (a *API) markActive(r *http.Request, d *auth.Device) {
+	if err := a.sync.PresenceActive(r.Context(), d.UserID, d.DeviceID); err != nil {
+		a.log.WarnContext(r.Context(), "presence: marking user active failed", "user", d.UserID, "err", err)
+	}
 }
 
 // redactEvent answers PUT /rooms/{roomId}/redact/{eventId}/{txnId}.

@@ -131,6 +131,12 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/user/{userId}/filter", a.authed(a.createFilter)).Methods("POST")
 	v3.Handle("/user/{userId}/filter/{filterId}", a.authed(a.getFilter)).Methods("GET")
 
+	// Sync, presence and to-device messages (sync.go, presence.go, todevice.go).
+	v3.Handle("/sync", a.authed(a.getSync)).Methods("GET")
+	v3.Handle("/presence/{userId}/status", a.authed(a.getPresence)).Methods("GET")
+	v3.Handle("/presence/{userId}/status", a.authed(a.putPresence)).Methods("PUT")
+	v3.Handle("/sendToDevice/{eventType}/{txnId}", a.authed(a.sendToDevice)).Methods("PUT")
+
 	// Push rules (pushrules.go).
 	v3.Handle("/pushrules/", a.authed(a.getPushRules)).Methods("GET")
 	v3.Handle("/pushrules/global/", a.authed(a.getGlobalPushRules)).Methods("GET")

@@ -82,9 +82,7 @@ func (a *API) search(r *http.Request, d *auth.Device) (any, error) {
 		AllowsType: func(eventType string) bool { return types.Allows(eventType, "") },
 		// Rooms are left to the room server, which adds the rooms the
 		// filter's rooms were upgraded from.
-		Match: func(ev roomserver.ClientEvent) bool {
-			return filter.Allows(ev.Type, ev.Sender) && (filter.ContainsURL == nil || *filter.ContainsURL == hasURL(ev.Content))
-		},
+		Match: filter.MatchesAnyRoom,
 	}
 	if ec := c.EventContext; ec != nil {
 		before, err := searchContextLimit("before_limit", ec.BeforeLimit)

@@ -20,7 +20,9 @@ func (a *API) getVersions(r *http.Request) (any, error) {
 	return struct {
 		Versions         []string        `json:"versions"`
 		UnstableFeatures map[string]bool `json:"unstable_features"`
-	}{supportedVersions, map[string]bool{}}, nil
+	}{supportedVersions, map[string]bool{
+		"org.matrix.msc4222": true, // state_after in /sync
+	}}, nil
 }
 
 // getWellKnown answers GET /.well-known/matrix/client.

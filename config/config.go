@@ -34,6 +34,7 @@ type Config struct {
 	PasswordLogin PasswordLogin `yaml:"password_login"`
 	Login         Login         `yaml:"login"`
 	Rooms         Rooms         `yaml:"rooms"`
+	Presence      Presence      `yaml:"presence"`
 	HTTP          HTTP          `yaml:"http"`
 	Log           Log           `yaml:"log"`
 }
@@ -71,6 +72,14 @@ type Login struct {
 type Rooms struct {
 	// DefaultVersion is the room version of new rooms.
 	DefaultVersion string `yaml:"default_version"`
+}
+
+// Presence controls online status (m.presence).
+type Presence struct {
+	// Enabled tracks whether users are online and shows it to the users
+	// who share a room with them. Off, nothing is tracked or shown: GET
+	// /presence answers offline and PUT /presence is accepted and ignored.
+	Enabled bool `yaml:"enabled"`
 }
 
 // HTTP holds listener limits.
@@ -130,6 +139,9 @@ func Default() *Config {
 			AccessTokenLifetime: Duration(5 * time.Minute),
 		},
 		Rooms: Rooms{DefaultVersion: "11"},
+		Presence: Presence{
+			Enabled: true,
+		},
 		HTTP: HTTP{
 			MaxRequestBytes: 1 << 20,
 			ShutdownTimeout: Duration(10 * time.Second),

@@ -281,6 +281,7 @@ func TestKeys(t *testing.T) {
 		"login.refresh_token_lifetime": "AULA_LOGIN_REFRESH_TOKEN_LIFETIME",
 		"http.max_request_bytes":       "AULA_HTTP_MAX_REQUEST_BYTES",
 		"log.ip_addresses":             "AULA_LOG_IP_ADDRESSES",
+		"presence.enabled":             "AULA_PRESENCE_ENABLED",
 	}
 	paths, envs := map[string]bool{}, map[string]bool{}
 	for _, k := range keys {
@@ -350,6 +351,11 @@ func TestApplyEnv(t *testing.T) {
 			"access token lifetime",
 			map[string]string{"AULA_LOGIN_ACCESS_TOKEN_LIFETIME": "10m"},
 			func(c *Config) { c.Login.AccessTokenLifetime = Duration(10 * time.Minute) },
+		},
+		{
+			"presence disabled",
+			map[string]string{"AULA_PRESENCE_ENABLED": "false"},
+			func(c *Config) { c.Presence.Enabled = false },
 		},
 		{
 			"max request bytes",

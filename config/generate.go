@@ -158,6 +158,13 @@ rooms:
   # Room version of new rooms: 10, 11 or 12.
   default_version: {{printf "%q" .D.Rooms.DefaultVersion}}
 
+presence:
+  # Track who is online, idle or offline and show it (with a status
+  # message) to the users who share a room with them. Turn it off if
+  # students should not see when others are online: nothing is then
+  # recorded and everyone appears offline.
+  enabled: {{.D.Presence.Enabled}}
+
 http:
   # Largest accepted request body for the JSON API, in bytes.
   max_request_bytes: {{.D.HTTP.MaxRequestBytes}}

@@ -14,12 +14,17 @@ type ClientEvent struct {
 	Content        json.RawMessage `json:"content"`
 	EventID        string          `json:"event_id"`
 	OriginServerTS int64           `json:"origin_server_ts"`
-	RoomID         string          `json:"room_id"`
-	Sender         string          `json:"sender"`
-	StateKey       *string         `json:"state_key,omitempty"`
-	Type           string          `json:"type"`
-	Redacts        string          `json:"redacts,omitempty"`
-	Unsigned       map[string]any  `json:"unsigned,omitempty"`
+	RoomID         string          `json:"room_id,omitempty"` // left out in /sync
+
+	Sender   string         `json:"sender"`
+	StateKey *string        `json:"state_key,omitempty"`
+	Type     string         `json:"type"`
+	Redacts  string         `json:"redacts,omitempty"`
+	Unsigned map[string]any `json:"unsigned,omitempty"`
+
+	// PDU is the stored event, for clients that ask for the federation
+	// format.
+	PDU json.RawMessage `json:"-"`
 }
 
 // pduFields are the parts of a stored PDU that the client format keeps.
@@ -44,6 +49,7 @@ func ToClientEvent(ev storage.Event, redactedBy *ClientEvent) ClientEvent {
 		StateKey:       ev.StateKey,
 		Type:           ev.Type,
 		Redacts:        f.Redacts,
+		PDU:            ev.JSON,
 	}
 	if len(ce.Content) == 0 || string(ce.Content) == "null" {
 		ce.Content = json.RawMessage("{}")

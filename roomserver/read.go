@@ -490,9 +490,16 @@ func parseToken(tok string) (int64, error) {
 
 func formatToken(depth int64) string { return "t" + strconv.FormatInt(depth, 10) }
 
+// PaginationToken is the /messages token of the point right after the
+// event at depth (for timelines built outside the room server).
+func PaginationToken(depth int64) string { return formatToken(depth) }
+
 // resolveToken turns a pagination or sync token into a depth of the room.
 func (s *Server) resolveToken(ctx context.Context, roomID, tok string) (int64, error) {
 	if rest, ok := strings.CutPrefix(tok, "s"); ok {
+		// A /sync token (syncapi's Token) starts with its stream position;
+		// what follows the first "_" is for /sync alone.
+		rest, _, _ = strings.Cut(rest, "_")
 		pos, err := strconv.ParseInt(rest, 10, 64)
 		if err != nil || pos < 0 {
 			return 0, mxerr.InvalidParam("Invalid pagination token %q", tok)

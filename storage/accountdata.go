@@ -21,7 +21,7 @@ func (db *DB) PutAccountData(ctx context.Context, userID, roomID, typ string, co
 	var pos int64
 	err := db.inTx(ctx, func(tx *Tx) error {
 		var err error
-		if pos, err = nextStreamPos(ctx, tx); err != nil {
+		if pos, err = nextStreamPos(ctx, tx, Change{Kind: ChangeAccountData, UserID: userID, RoomID: roomID, Type: typ}); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO account_data (user_id, room_id, type, content, stream_pos)
@@ -81,7 +81,7 @@ func (db *DB) UpdateAccountData(ctx context.Context, userID, roomID, typ string,
 		if err := db.engine.lockKey(ctx, tx, "account_data|"+userID+"|"+roomID+"|"+typ); err != nil {
 			return err
 		}
-		pos, err := nextStreamPos(ctx, tx)
+		pos, err := nextStreamPos(ctx, tx, Change{Kind: ChangeAccountData, UserID: userID, RoomID: roomID, Type: typ})
 		if err != nil {
 			return err
 		}

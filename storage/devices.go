@@ -232,7 +232,7 @@ func (db *DB) DeleteDevices(ctx context.Context, userID string, deviceIDs []stri
 				return fmt.Errorf("storage: delete devices of %s: %w", userID, err)
 			}
 		}
-		return nil
+		return dropDeletedDeviceInboxes(ctx, tx, userID) // todevice.go
 	})
 }
 
@@ -245,7 +245,7 @@ func (db *DB) DeleteAllDevices(ctx context.Context, userID, keep string) error {
 				return fmt.Errorf("storage: delete devices of %s: %w", userID, err)
 			}
 		}
-		return nil
+		return dropDeletedDeviceInboxes(ctx, tx, userID) // todevice.go
 	})
 }
 

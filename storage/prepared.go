@@ -18,8 +18,9 @@ const maxPrepared = 512
 // statements, e.g. migrations) are never prepared.
 type pool struct {
 	*sql.DB
-	stmts sync.Map // query text → *sql.Stmt
-	n     atomic.Int64
+	stmts   sync.Map // query text → *sql.Stmt
+	n       atomic.Int64
+	queries atomic.Int64 // statements and transactions run, for Queries
 }
 
 func newPool(db *sql.DB) *pool { return &pool{DB: db} }
@@ -58,6 +59,7 @@ func (p *pool) prepared(ctx context.Context, query string) *sql.Stmt {
 
 // ExecContext runs a statement, prepared when possible.
 func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	p.queries.Add(1)
 	if st := p.prepared(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -66,6 +68,7 @@ func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.
 
 // QueryContext runs a query, prepared when possible.
 func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	p.queries.Add(1)
 	if st := p.prepared(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -74,6 +77,7 @@ func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sq
 
 // QueryRowContext runs a single-row query, prepared when possible.
 func (p *pool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	p.queries.Add(1)
 	if st := p.prepared(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -97,7 +101,8 @@ type Tx struct {
 	p         *pool
 	missing   []string
 	stream    *stream
-	positions []int64 // stream positions taken, finished when the transaction ends
+	positions []int64  // stream positions taken, finished when the transaction ends
+	changes   []Change // what the transaction changed, for /sync (changes.go)
 }
 
 func (tx *Tx) stmt(ctx context.Context, query string) *sql.Stmt {

@@ -30,7 +30,7 @@ func (db *DB) UpdatePushRules(ctx context.Context, userID string, update func(cu
 		if err := db.engine.lockKey(ctx, tx, "push_rules|"+userID); err != nil {
 			return err
 		}
-		pos, err := nextStreamPos(ctx, tx)
+		pos, err := nextStreamPos(ctx, tx, Change{Kind: ChangeAccountData, UserID: userID, Type: "m.push_rules"})
 		if err != nil {
 			return err
 		}

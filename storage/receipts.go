@@ -48,7 +48,8 @@ func (db *DB) PutReceipt(ctx context.Context, r NewReceipt) (int64, error) {
 	var pos int64
 	err := db.inTx(ctx, func(tx *Tx) error {
 		var err error
-		if pos, err = nextStreamPos(ctx, tx); err != nil {
+		stored := &Receipt{RoomID: r.RoomID, UserID: r.UserID, Type: r.Type, ThreadID: r.ThreadID, EventID: r.EventID, TS: r.TS}
+		if pos, err = nextStreamPos(ctx, tx, Change{Kind: ChangeReceipt, RoomID: r.RoomID, UserID: r.UserID, Receipt: stored}); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO receipts

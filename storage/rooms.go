@@ -101,7 +101,7 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 			}
 		}
 		for _, ev := range events {
-			pos, err := nextStreamPos(ctx, tx)
+			pos, err := nextStreamPos(ctx, tx, eventChange(ev))
 			if err != nil {
 				return err
 			}
@@ -159,6 +159,18 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 		return nil, err
 	}
 	return positions, nil
+}
+
+// eventChange is the Change that storing ev records for /sync.
+func eventChange(ev NewEvent) Change {
+	c := Change{Kind: ChangeEvent, RoomID: ev.RoomID, Txn: ev.Txn, Event: &Event{
+		Depth: ev.Depth, EventID: ev.EventID, RoomID: ev.RoomID, Type: ev.Type,
+		StateKey: ev.StateKey, Sender: ev.Sender, JSON: ev.JSON,
+	}}
+	if ev.Type == "m.room.member" && ev.StateKey != nil {
+		c.UserID, c.Membership = *ev.StateKey, ev.Membership
+	}
+	return c
 }
 
 // updateState closes the interval of the state the event replaces and
@@ -320,13 +332,14 @@ type Membership struct {
 	Membership string
 	EventID    string
 	Depth      int64
+	StreamPos  int64 // the member event's stream position
 }
 
 // MembershipsOf returns the user's current membership in every room they
 // have a member event in, except rooms they forgot.
 func (db *DB) MembershipsOf(ctx context.Context, userID string) ([]Membership, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT s.room_id, s.membership, s.event_id, s.from_depth
-		FROM room_state s
+	rows, err := db.read.QueryContext(ctx, `SELECT s.room_id, s.membership, s.event_id, s.from_depth, e.stream_pos
+		FROM room_state s JOIN events e ON e.event_id = s.event_id
 		WHERE s.type = 'm.room.member' AND s.state_key = $1 AND s.to_depth IS NULL
 		AND NOT EXISTS (SELECT 1 FROM forgotten_rooms f WHERE f.user_id = $1 AND f.room_id = s.room_id)
 		ORDER BY s.room_id`, userID)
@@ -338,7 +351,7 @@ func (db *DB) MembershipsOf(ctx context.Context, userID string) ([]Membership, e
 	for rows.Next() {
 		var m Membership
 		var membership sql.NullString
-		if err := rows.Scan(&m.RoomID, &membership, &m.EventID, &m.Depth); err != nil {
+		if err := rows.Scan(&m.RoomID, &membership, &m.EventID, &m.Depth, &m.StreamPos); err != nil {
 			return nil, fmt.Errorf("storage: scan membership: %w", err)
 		}
 		m.Membership = membership.String
@@ -349,12 +362,15 @@ func (db *DB) MembershipsOf(ctx context.Context, userID string) ([]Membership, e
 
 // ForgetRoom records that the user forgot the room.
 func (db *DB) ForgetRoom(ctx context.Context, userID, roomID string) error {
-	_, err := db.write.ExecContext(ctx, `INSERT INTO forgotten_rooms (user_id, room_id) VALUES ($1, $2)
-		ON CONFLICT (user_id, room_id) DO NOTHING`, userID, roomID)
-	if err != nil {
-		return fmt.Errorf("storage: forget room: %w", err)
-	}
-	return nil
+	return db.inTx(ctx, func(tx *Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO forgotten_rooms (user_id, room_id) VALUES ($1, $2)
+			ON CONFLICT (user_id, room_id) DO NOTHING`, userID, roomID)
+		if err != nil {
+			return fmt.Errorf("storage: forget room: %w", err)
+		}
+		tx.changes = append(tx.changes, Change{Kind: ChangeForget, UserID: userID, RoomID: roomID})
+		return nil
+	})
 }
 
 func nullStringPtr(s *string) sql.NullString {

@@ -124,8 +124,21 @@ func (db *DB) Close() error {
 	return err
 }
 
+// Queries returns how many statements and write transactions the server
+// has run against the database since it opened it (statements inside a
+// transaction count with it). Tests use it to check that a path runs no
+// SQL.
+func (db *DB) Queries() int64 {
+	n := db.write.queries.Load()
+	if db.read != db.write {
+		n += db.read.queries.Load()
+	}
+	return n
+}
+
 // inTx runs fn in one write transaction, committing if fn returns nil.
 func (db *DB) inTx(ctx context.Context, fn func(tx *Tx) error) error {
+	db.write.queries.Add(1)
 	sqlTx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storage: begin: %w", err)
@@ -134,11 +147,11 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 	defer tx.prepareMissing(context.WithoutCancel(ctx))
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		db.stream.finish(tx.positions, false)
+		db.stream.finish(tx.positions, false, nil)
 		return err
 	}
 	err = tx.Commit()
-	db.stream.finish(tx.positions, err == nil)
+	db.stream.finish(tx.positions, err == nil, tx.changes)
 	if err != nil {
 		return fmt.Errorf("storage: commit: %w", err)
 	}
@@ -146,11 +159,20 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 }
 
 // nextStreamPos takes the next position of the global stream for a row
-// written in tx (see stream.go). It never fails; the error keeps the
+// written in tx (see stream.go), and records the change for /sync
+// (changes.go) with that position. It never fails; the error keeps the
 // callers' shape.
-func nextStreamPos(_ context.Context, tx *Tx) (int64, error) {
+func nextStreamPos(_ context.Context, tx *Tx, c Change) (int64, error) {
 	pos := tx.stream.next()
 	tx.positions = append(tx.positions, pos)
+	c.Pos = pos
+	if c.Event != nil {
+		c.Event.StreamPos = pos
+	}
+	if c.Receipt != nil {
+		c.Receipt.StreamPos = pos
+	}
+	tx.changes = append(tx.changes, c)
 	return pos, nil
 }
 

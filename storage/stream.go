@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -10,7 +12,7 @@ import (
 // stream continues after the highest position found in any of them, so a
 // new table with a stream_pos column must be listed here (a test checks).
 // Nothing may ever delete the row that holds the highest position.
-var streamTables = []string{"events", "account_data", "push_rules", "receipts"}
+var streamTables = []string{"events", "account_data", "push_rules", "receipts", "to_device_inbox", "to_device_deleted", "presence"}
 
 // stream hands out the positions of the global stream and knows up to
 // where every position has finished. Positions are handed out in memory,
@@ -24,6 +26,10 @@ type stream struct {
 	last    int64              // highest position handed out
 	pending map[int64]struct{} // handed out, transaction not finished
 	current int64              // every position <= current has finished
+
+	listener func(pos int64, changes []Change) // see DB.OnChange
+	ready    []Change                          // committed, waiting for current to reach them
+	publish  sync.Mutex                        // keeps deliveries in stream order
 }
 
 // init continues the stream after the highest stored position.
@@ -59,15 +65,15 @@ func (s *stream) next() int64 {
 }
 
 // finish records that the transaction holding positions has committed or
-// rolled back. Positions of a rolled-back transaction that nobody has
-// passed yet are handed out again, so a no-op write does not move the
-// stream; others stay as harmless gaps.
-func (s *stream) finish(positions []int64, committed bool) {
-	if len(positions) == 0 {
+// rolled back, with the changes it made. Positions of a rolled-back
+// transaction that nobody has passed yet are handed out again, so a no-op
+// write does not move the stream; others stay as harmless gaps. Committed
+// changes go to the listener once current has reached them.
+func (s *stream) finish(positions []int64, committed bool, changes []Change) {
+	if len(positions) == 0 && len(changes) == 0 {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, p := range positions {
 		delete(s.pending, p)
 	}
@@ -78,13 +84,41 @@ func (s *stream) finish(positions []int64, committed bool) {
 	}
 	if len(s.pending) == 0 {
 		s.current = s.last
+	} else {
+		low := s.last
+		for p := range s.pending {
+			low = min(low, p)
+		}
+		s.current = low - 1
+	}
+	if committed && s.listener != nil {
+		s.ready = append(s.ready, changes...)
+	}
+	var out []Change
+	if len(s.ready) > 0 {
+		keep := s.ready[:0]
+		for _, c := range s.ready {
+			if c.Pos <= s.current {
+				out = append(out, c)
+			} else {
+				keep = append(keep, c)
+			}
+		}
+		clear(s.ready[len(keep):])
+		s.ready = keep
+	}
+	if len(out) == 0 {
+		s.mu.Unlock()
 		return
 	}
-	low := s.last
-	for p := range s.pending {
-		low = min(low, p)
-	}
-	s.current = low - 1
+	slices.SortStableFunc(out, func(a, b Change) int { return cmp.Compare(a.Pos, b.Pos) })
+	cur, listener := s.current, s.listener
+	// Taking publish before releasing mu hands deliveries over in the
+	// order their positions were published.
+	s.publish.Lock()
+	s.mu.Unlock()
+	defer s.publish.Unlock()
+	listener(cur, out)
 }
 
 // position returns the highest position up to which everything has finished.

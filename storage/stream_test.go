@@ -13,17 +13,17 @@ func TestStreamCurrentWaitsForEarlierPositions(t *testing.T) {
 	if s.position() != 0 {
 		t.Fatalf("position before any commit = %d", s.position())
 	}
-	s.finish([]int64{b, c}, true) // later transactions commit first
+	s.finish([]int64{b, c}, true, nil) // later transactions commit first
 	if got := s.position(); got != a-1 {
 		t.Errorf("position with %d still open = %d, want %d", a, got, a-1)
 	}
-	s.finish([]int64{a}, false) // the early one rolls back: a gap
+	s.finish([]int64{a}, false, nil) // the early one rolls back: a gap
 	if got := s.position(); got != c {
 		t.Errorf("position after all finished = %d, want %d", got, c)
 	}
 	// The newest positions of a rolled-back transaction are handed out again.
 	d := s.next()
-	s.finish([]int64{d}, false)
+	s.finish([]int64{d}, false, nil)
 	if got := s.next(); got != d {
 		t.Errorf("position after a rollback at the top = %d, want %d again", got, d)
 	}

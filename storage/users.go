@@ -96,7 +96,7 @@ func (db *DB) DeactivateUser(ctx context.Context, userID string) error {
 				return fmt.Errorf("storage: deactivate %s: %w", userID, err)
 			}
 		}
-		return nil
+		return dropDeletedDeviceInboxes(ctx, tx, userID) // todevice.go
 	})
 }
 

@@ -1,5 +1,7 @@
-// Package syncapi is the read path of the client-server API. For now it owns
-// sync filters: the Filter type that POST /user/{userId}/filter validates and
-// stores, and the matching rules that apply it to events. It will also own
-// /sync, which takes the same filters either by ID or as inline JSON.
+// Package syncapi is the read path of the client-server API: GET /sync and
+// the filters it takes (stored with POST /user/{userId}/filter or given
+// inline). The Notifier learns about every committed write from storage's
+// change feed and wakes exactly the long-polling requests a change
+// concerns; the Service then computes the response, asking the room server
+// for each room's timeline and state. See docs/sync.md.
 package syncapi

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aula-chat/aula/internal/ids"
 	"github.com/aula-chat/aula/internal/mxerr"
+	"github.com/aula-chat/aula/roomserver"
 )
 
 // Values of Filter.EventFormat.
@@ -194,6 +195,26 @@ func (f *RoomEventFilter) AllowsEvent(roomID, eventType, sender string, hasURL b
 	}
 	return f.AllowsRoom(roomID) && f.Allows(eventType, sender) &&
 		(f.ContainsURL == nil || *f.ContainsURL == hasURL)
+}
+
+// Matches reports whether a room event in the client format passes every
+// part of the filter but the limit.
+func (f *RoomEventFilter) Matches(ev roomserver.ClientEvent) bool {
+	return f.AllowsEvent(ev.RoomID, ev.Type, ev.Sender, hasURL(ev.Content))
+}
+
+// MatchesAnyRoom is Matches without the room lists, for callers that
+// apply those themselves.
+func (f *RoomEventFilter) MatchesAnyRoom(ev roomserver.ClientEvent) bool {
+	return f.Allows(ev.Type, ev.Sender) && (f.ContainsURL == nil || *f.ContainsURL == hasURL(ev.Content))
+}
+
+// hasURL reports whether event content has a "url" key (contains_url).
+func hasURL(content json.RawMessage) bool {
+	var c struct {
+		URL *string `json:"url"`
+	}
+	return json.Unmarshal(content, &c) == nil && c.URL != nil
 }
 
 // AllowsRoom reports whether the room passes the top-level room lists, which

@@ -5,18 +5,40 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 
 	"github.com/aula-chat/aula/internal/mxerr"
+	"github.com/aula-chat/aula/push"
+	"github.com/aula-chat/aula/roomserver"
 	"github.com/aula-chat/aula/storage"
+	"github.com/aula-chat/aula/typing"
 )
 
-// Service is the sync read path. For now it owns stored filters.
+// Service is the sync read path: /sync and the filters it takes.
 type Service struct {
-	db *storage.DB
+	db       *storage.DB
+	rooms    *roomserver.Server
+	push     *push.Service
+	typing   *typing.Tracker
+	notifier *Notifier
+
+	mu       sync.Mutex
+	filters  map[string]*Filter     // user "\x00" filter ID → parsed stored filter
+	lazy     map[string]*lazyCache  // user "\x00" device → member events sent
+	inflight map[string]*memberCall // room "\x00" user → member event being read (fastpath.go)
+	pres     *presenceTracker       // nil while presence is off (presence.go)
 }
 
-// New returns the sync service.
-func New(db *storage.DB) *Service { return &Service{db: db} }
+// New returns the sync service. It subscribes to the database's change
+// feed and to the typing tracker (create the tracker with the returned
+// service's TypingChanged as its notify function, or pass it in here and
+// wire it with typing.New's notify).
+func New(db *storage.DB, rooms *roomserver.Server, pushRules *push.Service, tracker *typing.Tracker, notifier *Notifier) *Service {
+	return &Service{
+		db: db, rooms: rooms, push: pushRules, typing: tracker, notifier: notifier,
+		filters: map[string]*Filter{}, lazy: map[string]*lazyCache{}, inflight: map[string]*memberCall{},
+	}
+}
 
 // CreateFilter validates and stores a filter for the requester, returning
 // its ID. The filter is stored as the client sent it (compacted), so that

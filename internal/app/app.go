@@ -33,6 +33,7 @@ type App struct {
 	DB      *storage.DB
 	Auth    *auth.Service
 	Typing  *typing.Tracker // who is typing where (memory only)
+	Sync    *syncapi.Service
 	Handler http.Handler
 	log     *slog.Logger
 }
@@ -65,21 +66,39 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		db.Close()
 		return nil, err
 	}
-	typingTracker := typing.New(nil, nil)
+	pos, err := db.StreamPosition(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	// Every committed write reaches /sync's notifier through the change
+	// feed, and every typing change through the tracker's notify.
+	notifier := syncapi.NewNotifier(pos)
+	db.OnChange(notifier.OnChange)
+	typingTracker := typing.New(nil, notifier.TypingChanged)
+	rooms := roomserver.New(db, cfg, key, log)
+	pushRules := push.NewService(db)
+	syncSvc := syncapi.New(db, rooms, pushRules, typingTracker, notifier)
+	if err := syncSvc.StartPresence(ctx, syncapi.PresenceOptions{Enabled: cfg.Presence.Enabled, Log: log}); err != nil {
+		db.Close()
+		return nil, err
+	}
 	api := clientapi.New(cfg, log, clientapi.Services{
 		Auth:    authSvc,
 		Account: account.New(db),
-		Push:    push.NewService(db),
-		Sync:    syncapi.New(db),
-		Rooms:   roomserver.New(db, cfg, key, log),
+		Push:    pushRules,
+		Sync:    syncSvc,
+		Rooms:   rooms,
 		Typing:  typingTracker,
 	})
-	return &App{Config: cfg, DB: db, Auth: authSvc, Typing: typingTracker, Handler: api, log: log}, nil
+	return &App{Config: cfg, DB: db, Auth: authSvc, Typing: typingTracker, Sync: syncSvc, Handler: api, log: log}, nil
 }
 
-// Close stops the typing tracker's timer and releases the database.
+// Close stops the typing tracker's timer and the presence sweeper, and
+// releases the database.
 func (a *App) Close() error {
 	a.Typing.Close()
+	a.Sync.StopPresence()
 	return a.DB.Close()
 }
 

@@ -1,0 +1,104 @@
+package syncapi
+
+import (
+	"encoding/json"
+
+	"github.com/aula-chat/aula/storage"
+)
+
+// maxRecent is how many of a room's latest events and receipts the
+// notifier keeps in memory: enough for every woken /sync of a busy room to
+// find what it missed without a query.
+const maxRecent = 64
+
+// recentEvent is an event of a room's recent list.
+type recentEvent struct {
+	ev  storage.Event
+	txn storage.Txn
+	// redacted is set when a later redaction removed the event's content:
+	// the copy here predates it.
+	redacted bool
+	// relatesTo is the event a relation that clients see bundled
+	// (m.replace, m.thread, m.reference) points at, or "".
+	relatesTo string
+}
+
+// recent is a room's latest events and receipts since the notifier
+// started. Every event and receipt of the room after complete is in the
+// lists, oldest first.
+type recent struct {
+	complete int64
+	events   []recentEvent
+	receipts []storage.Receipt
+}
+
+// addEvent appends an event, dropping the oldest beyond maxRecent.
+func (r *recent) addEvent(c storage.Change) {
+	re := recentEvent{ev: *c.Event, txn: c.Txn}
+	var f struct {
+		Redacts string `json:"redacts"`
+		Content struct {
+			Redacts   string `json:"redacts"`
+			RelatesTo *struct {
+				RelType string `json:"rel_type"`
+				EventID string `json:"event_id"`
+			} `json:"m.relates_to"`
+		} `json:"content"`
+	}
+	_ = json.Unmarshal(c.Event.JSON, &f) // stored events are valid JSON
+	if rel := f.Content.RelatesTo; rel != nil {
+		switch rel.RelType {
+		case "m.replace", "m.thread", "m.reference":
+			re.relatesTo = rel.EventID
+		}
+	}
+	if c.Event.Type == "m.room.redaction" {
+		target := f.Redacts
+		if target == "" {
+			target = f.Content.Redacts
+		}
+		for i := range r.events {
+			if r.events[i].ev.EventID == target {
+				r.events[i].redacted = true
+			}
+		}
+	}
+	if len(r.events) == maxRecent {
+		r.complete = max(r.complete, r.events[0].ev.StreamPos)
+		r.events = append(r.events[:0], r.events[1:]...)
+	}
+	r.events = append(r.events, re)
+}
+
+// addReceipt appends a receipt, dropping the oldest beyond maxRecent.
+func (r *recent) addReceipt(rc storage.Receipt) {
+	if len(r.receipts) == maxRecent {
+		r.complete = max(r.complete, r.receipts[0].StreamPos)
+		r.receipts = append(r.receipts[:0], r.receipts[1:]...)
+	}
+	r.receipts = append(r.receipts, rc)
+}
+
+// after returns copies of the events and receipts after since up to upto,
+// and whether the lists are complete for that range.
+func (r *recent) after(since, upto int64) ([]recentEvent, []storage.Receipt, bool) {
+	if r == nil {
+		return nil, nil, true
+	}
+	if r.complete > since {
+		return nil, nil, false
+	}
+	var evs []recentEvent
+	for _, e := range r.events {
+		if e.ev.StreamPos > since && e.ev.StreamPos <= upto {
+			evs = append(evs, e)
+		}
+	}
+	var rcs []storage.Receipt
+	for _, rc := range r.receipts {
+		if rc.StreamPos > since && rc.StreamPos <= upto {
+			rcs = append(rcs, rc)
+		}
+	}
+	return evs, rcs, true
+}
