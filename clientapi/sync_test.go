@@ -57,6 +57,7 @@ type syncResp struct {
 	} `json:"rooms"`
 	AccountData syncEvents `json:"account_data"`
 	ToDevice    syncEvents `json:"to_device"`
+	Presence    syncEvents `json:"presence"`
 }
 
 // doSync calls /sync with the query parameters and decodes the answer.
@@ -857,6 +858,64 @@ func TestSyncNeverSkipsOrRepeats(t *testing.T) {
 			if !slices.Equal(ids, seen[room]) {
 				t.Errorf("room %s: sync order %v, /messages order %v", room, seen[room], ids)
 			}
+		}
+	})
+}
+
+// A presence change wakes the room-mates' parked syncs, which answer from
+// memory rather than with a query each.
+func TestSyncPresenceWakeAnswersFromMemory(t *testing.T) {
+	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+		alice := s.Register("alice", "pw-alice-123")
+		room := s.CreateRoom(alice, map[string]any{"preset": "private_chat"})
+		const n = 8
+		members := make([]apitest.User, n)
+		toks := make([]string, n)
+		for i := range members {
+			members[i] = s.Register("mate"+string(rune('a'+i)), "pw-member-123")
+			s.Invite(alice, room, members[i])
+			s.Join(members[i], room)
+		}
+		for i, m := range members {
+			toks[i] = doSync(t, s, m, url.Values{"set_presence": {"offline"}}).NextBatch
+		}
+		// alice's PUT loads her rooms once; do it before counting.
+		s.Do("PUT", "/_matrix/client/v3/presence/"+url.PathEscape(alice.ID)+"/status", alice.Token, map[string]string{"presence": "unavailable"}).Expect(t, 200, "")
+		for i, m := range members {
+			toks[i] = doSync(t, s, m, since(toks[i], "set_presence", "offline")).NextBatch
+		}
+		done := make(chan syncResp, n)
+		for i, m := range members {
+			go func() {
+				q := since(toks[i], "set_presence", "offline")
+				q.Set("timeout", "20000")
+				done <- doSync(t, s, m, q)
+			}()
+		}
+		time.Sleep(300 * time.Millisecond)
+		before := s.App.DB.Queries()
+		s.Do("PUT", "/_matrix/client/v3/presence/"+url.PathEscape(alice.ID)+"/status", alice.Token, map[string]string{"presence": "online", "status_msg": "here"}).Expect(t, 200, "")
+		for range n {
+			select {
+			case r := <-done:
+				evs := r.Presence.Events
+				if len(evs) != 1 || evs[0].Sender != alice.ID || string(evs[0].Content) == "" {
+					t.Fatalf("woken with presence %+v, want alice's", evs)
+				}
+				var c struct {
+					Presence  string `json:"presence"`
+					StatusMsg string `json:"status_msg"`
+				}
+				_ = json.Unmarshal(evs[0].Content, &c)
+				if c.Presence != "online" || c.StatusMsg != "here" {
+					t.Errorf("presence content %s, want online with status here", evs[0].Content)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a room-mate was not woken by the presence change")
+			}
+		}
+		if q := s.App.DB.Queries() - before; q > 5 {
+			t.Errorf("one presence change and %d woken syncs ran %d queries", n, q)
 		}
 	})
 }

@@ -36,11 +36,12 @@ type Change struct {
 	RoomID     string
 	UserID     string
 	DeviceID   string
-	Type       string   // account data type
-	Membership string   // ChangeEvent of an m.room.member event
-	Event      *Event   // ChangeEvent: the stored event
-	Txn        Txn      // ChangeEvent: the client transaction that sent it, if any
-	Receipt    *Receipt // ChangeReceipt: the stored receipt
+	Type       string    // account data type
+	Membership string    // ChangeEvent of an m.room.member event
+	Event      *Event    // ChangeEvent: the stored event
+	Txn        Txn       // ChangeEvent: the client transaction that sent it, if any
+	Receipt    *Receipt  // ChangeReceipt: the stored receipt
+	Presence   *Presence // ChangePresence: the stored presence
 }
 
 // OnChange sets the function that receives committed changes, with the

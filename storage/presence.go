@@ -33,7 +33,8 @@ func (db *DB) SetPresence(ctx context.Context, p Presence) (int64, error) {
 	var pos int64
 	err := db.inTx(ctx, func(tx *Tx) error {
 		var err error
-		if pos, err = nextStreamPos(ctx, tx, Change{Kind: ChangePresence, UserID: p.UserID}); err != nil {
+		stored := p
+		if pos, err = nextStreamPos(ctx, tx, Change{Kind: ChangePresence, UserID: p.UserID, Presence: &stored}); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO presence

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -73,9 +74,20 @@ func TestSetPresence(t *testing.T) {
 		mu.Lock()
 		gotFeed := slices.Clone(feed)
 		mu.Unlock()
-		wantFeed := []storage.Change{{Pos: p1, Kind: storage.ChangePresence, UserID: alice}, {Pos: p2, Kind: storage.ChangePresence, UserID: alice}}
-		if !slices.Equal(gotFeed, wantFeed) {
-			t.Errorf("change feed %+v, want %+v", gotFeed, wantFeed)
+		var feedText []string
+		for _, c := range gotFeed {
+			if c.Presence == nil || c.Presence.StreamPos != c.Pos {
+				t.Errorf("change %+v does not carry the stored presence", c)
+				continue
+			}
+			feedText = append(feedText, fmt.Sprintf("%d %d %s %s", c.Pos, c.Kind, c.UserID, c.Presence.State))
+		}
+		wantFeed := []string{
+			fmt.Sprintf("%d %d %s %s", p1, storage.ChangePresence, alice, storage.PresenceOnline),
+			fmt.Sprintf("%d %d %s %s", p2, storage.ChangePresence, alice, storage.PresenceUnavailable),
+		}
+		if !slices.Equal(feedText, wantFeed) {
+			t.Errorf("change feed %q, want %q", feedText, wantFeed)
 		}
 
 		// Only non-offline rows come back after a restart.

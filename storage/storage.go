@@ -172,6 +172,9 @@ func nextStreamPos(_ context.Context, tx *Tx, c Change) (int64, error) {
 	if c.Receipt != nil {
 		c.Receipt.StreamPos = pos
 	}
+	if c.Presence != nil {
+		c.Presence.StreamPos = pos
+	}
 	tx.changes = append(tx.changes, c)
 	return pos, nil
 }

@@ -25,6 +25,7 @@ type Notifier struct {
 	// a room with them.
 	presenceAll int64
 	devicesAll  int64
+	presence    recentPresence // the latest presence changes (recent.go)
 	rooms       map[string]*roomWatch
 	users       map[string]*userWatch
 }
@@ -74,7 +75,8 @@ type waiter struct {
 // NewNotifier returns a notifier that starts at stream position pos: it
 // knows nothing about earlier changes.
 func NewNotifier(pos int64) *Notifier {
-	return &Notifier{pos: pos, start: pos, rooms: map[string]*roomWatch{}, users: map[string]*userWatch{}}
+	return &Notifier{pos: pos, start: pos, rooms: map[string]*roomWatch{}, users: map[string]*userWatch{},
+		presence: recentPresence{complete: pos}}
 }
 
 // Position returns the stream position up to which every change has been
@@ -136,6 +138,11 @@ func (n *Notifier) OnChange(pos int64, changes []storage.Change) {
 			}
 			n.userChanged(c)
 		case storage.ChangePresence, storage.ChangeDeviceList:
+			if c.Presence != nil {
+				n.presence.add(*c.Presence)
+			} else if c.Kind == storage.ChangePresence {
+				n.presence.complete = c.Pos // the list misses this change
+			}
 			n.userChanged(c)
 			n.sharedChanged(c)
 		case storage.ChangeToDevice:
@@ -201,6 +208,54 @@ func (u *userWatch) applyMembership(c storage.Change) {
 	case c.Kind == storage.ChangeEvent && c.Membership != "":
 		u.rooms[c.RoomID] = Membership{Membership: c.Membership, Pos: c.Pos}
 	}
+}
+
+// presenceSince returns the latest presence of each user among the
+// changes after since up to upto whom the user shares a joined room with
+// (or who is the user), oldest first, and ok false when memory cannot
+// tell: the list does not reach back to since, or a changed user's rooms
+// are not known.
+func (n *Notifier) presenceSince(userID string, rooms map[string]Membership, since, upto int64) ([]storage.Presence, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if since < n.presence.complete {
+		return nil, false
+	}
+	latest := map[string]int{}
+	var out []storage.Presence
+	for _, p := range n.presence.list {
+		if p.StreamPos <= since || p.StreamPos > upto {
+			continue
+		}
+		if p.UserID != userID {
+			u := n.users[p.UserID]
+			if u == nil || u.rooms == nil {
+				return nil, false
+			}
+			shared := false
+			for id, m := range u.rooms {
+				if m.Membership == "join" && rooms[id].Membership == "join" {
+					shared = true
+					break
+				}
+			}
+			if !shared {
+				continue
+			}
+		}
+		if i, ok := latest[p.UserID]; ok {
+			out[i].StreamPos = -1 // superseded
+		}
+		latest[p.UserID] = len(out)
+		out = append(out, p)
+	}
+	kept := out[:0]
+	for _, p := range out {
+		if p.StreamPos >= 0 {
+			kept = append(kept, p)
+		}
+	}
+	return kept, true
 }
 
 // TypingChanged records a typing change (the typing tracker's notify).

@@ -308,9 +308,23 @@ func (s *Service) presence(ctx context.Context, req Request, since Token, upto i
 			}
 		}
 	}
-	rows, err := s.db.PresenceVisibleTo(ctx, q)
-	if err != nil {
-		return err
+	var rows []storage.Presence
+	ok := false
+	if q.Since > 0 && len(q.NewRooms) == 0 {
+		// Woken by a room-mate's change: answer from the notifier's
+		// memory when it can, so that one change does not cost a query
+		// per room-mate.
+		ms, err := s.memberships(ctx, req.UserID)
+		if err != nil {
+			return err
+		}
+		rows, ok = s.notifier.presenceSince(req.UserID, ms, q.Since, upto)
+	}
+	if !ok {
+		var err error
+		if rows, err = s.db.PresenceVisibleTo(ctx, q); err != nil {
+			return err
+		}
 	}
 	var events []any
 	for _, r := range rows {

@@ -102,3 +102,22 @@ func (r *recent) after(since, upto int64) ([]recentEvent, []storage.Receipt, boo
 	}
 	return evs, rcs, true
 }
+
+// maxRecentPresence is how many of the latest presence changes (of all
+// users) the notifier keeps in memory.
+const maxRecentPresence = 1024
+
+// recentPresence is the latest presence changes since the notifier
+// started: every change after complete is in the list, oldest first.
+type recentPresence struct {
+	complete int64
+	list     []storage.Presence
+}
+
+func (r *recentPresence) add(p storage.Presence) {
+	if len(r.list) == maxRecentPresence {
+		r.complete = max(r.complete, r.list[0].StreamPos)
+		r.list = append(r.list[:0], r.list[1:]...)
+	}
+	r.list = append(r.list, p)
+}
