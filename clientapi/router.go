@@ -12,6 +12,7 @@ import (
 	"github.com/aula-chat/aula/auth"
 	"github.com/aula-chat/aula/config"
 	"github.com/aula-chat/aula/internal/mxerr"
+	"github.com/aula-chat/aula/keys"
 	"github.com/aula-chat/aula/push"
 	"github.com/aula-chat/aula/roomserver"
 	"github.com/aula-chat/aula/syncapi"
@@ -28,6 +29,7 @@ type API struct {
 	sync    *syncapi.Service
 	rooms   *roomserver.Server
 	typing  *typing.Tracker
+	keys    *keys.Service
 	router  *mux.Router
 	proxies []netip.Prefix // http.trusted_proxies
 }
@@ -40,11 +42,12 @@ type Services struct {
 	Sync    *syncapi.Service
 	Rooms   *roomserver.Server
 	Typing  *typing.Tracker
+	Keys    *keys.Service
 }
 
 // New builds the HTTP handler for the whole server.
 func New(cfg *config.Config, log *slog.Logger, s Services) *API {
-	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync, rooms: s.Rooms, typing: s.Typing}
+	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync, rooms: s.Rooms, typing: s.Typing, keys: s.Keys}
 	for _, p := range cfg.HTTP.TrustedProxies {
 		if prefix, err := config.ParseProxy(p); err == nil { // Validate reported bad ones
 			a.proxies = append(a.proxies, prefix)
@@ -136,6 +139,12 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/presence/{userId}/status", a.authed(a.getPresence)).Methods("GET")
 	v3.Handle("/presence/{userId}/status", a.authed(a.putPresence)).Methods("PUT")
 	v3.Handle("/sendToDevice/{eventType}/{txnId}", a.authed(a.sendToDevice)).Methods("PUT")
+
+	// End-to-end encryption keys (keys.go).
+	v3.Handle("/keys/upload", a.authed(a.uploadKeys)).Methods("POST")
+	v3.Handle("/keys/query", a.authed(a.queryKeys)).Methods("POST")
+	v3.Handle("/keys/claim", a.authed(a.claimKeys)).Methods("POST")
+	v3.Handle("/keys/changes", a.authed(a.keyChanges)).Methods("GET")
 
 	// Push rules (pushrules.go).
 	v3.Handle("/pushrules/", a.authed(a.getPushRules)).Methods("GET")

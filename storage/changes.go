@@ -21,6 +21,9 @@ const (
 	ChangePresence
 	// ChangeDeviceList: UserID's devices or cross-signing keys changed.
 	ChangeDeviceList
+	// ChangeKeyCounts: the one-time or fallback keys of UserID's DeviceID
+	// changed (uploaded or claimed). It has no stream position.
+	ChangeKeyCounts
 )
 
 // Change is one committed write that /sync may have to report. Every

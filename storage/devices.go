@@ -203,9 +203,28 @@ func scanDevice(s interface{ Scan(...any) error }) (Device, error) {
 }
 
 // SetDeviceDisplayName renames a device; ErrNotFound if it does not exist.
+// The name is part of what /keys/query shows, so a device with keys
+// records a device-list change.
 func (db *DB) SetDeviceDisplayName(ctx context.Context, userID, deviceID, name string) error {
-	return db.execOne(ctx, `UPDATE devices SET display_name = $3 WHERE user_id = $1 AND device_id = $2`,
-		userID, deviceID, nullString(name))
+	return db.inTx(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE devices SET display_name = $3 WHERE user_id = $1 AND device_id = $2`,
+			userID, deviceID, nullString(name))
+		if err != nil {
+			return fmt.Errorf("storage: rename device: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		var one int
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM device_keys WHERE user_id = $1 AND device_id = $2`, userID, deviceID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("storage: device keys: %w", err)
+		}
+		return markDeviceListChange(ctx, tx, userID)
+	})
 }
 
 // TouchDevice records that the device was just used. ip is stored only when
@@ -232,6 +251,9 @@ func (db *DB) DeleteDevices(ctx context.Context, userID string, deviceIDs []stri
 				return fmt.Errorf("storage: delete devices of %s: %w", userID, err)
 			}
 		}
+		if err := dropDeletedDeviceKeys(ctx, tx, userID); err != nil { // keys.go
+			return err
+		}
 		return dropDeletedDeviceInboxes(ctx, tx, userID) // todevice.go
 	})
 }
@@ -244,6 +266,9 @@ func (db *DB) DeleteAllDevices(ctx context.Context, userID, keep string) error {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1 AND device_id <> $2`, userID, keep); err != nil {
 				return fmt.Errorf("storage: delete devices of %s: %w", userID, err)
 			}
+		}
+		if err := dropDeletedDeviceKeys(ctx, tx, userID); err != nil { // keys.go
+			return err
 		}
 		return dropDeletedDeviceInboxes(ctx, tx, userID) // todevice.go
 	})

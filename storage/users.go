@@ -96,6 +96,9 @@ func (db *DB) DeactivateUser(ctx context.Context, userID string) error {
 				return fmt.Errorf("storage: deactivate %s: %w", userID, err)
 			}
 		}
+		if err := dropDeletedDeviceKeys(ctx, tx, userID); err != nil { // keys.go
+			return err
+		}
 		return dropDeletedDeviceInboxes(ctx, tx, userID) // todevice.go
 	})
 }

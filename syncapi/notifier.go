@@ -56,6 +56,10 @@ type userWatch struct {
 	waiters map[*waiter]struct{}
 	// ignored is the user's m.ignored_user_list, nil until loaded.
 	ignored map[string]bool
+	// keyCounts are the devices' one-time and fallback key counts read
+	// for /sync; keyGen counts the changes that dropped them.
+	keyCounts map[string]storage.KeyCounts
+	keyGen    int64
 }
 
 // Membership is a user's membership in a room and the stream position of
@@ -145,6 +149,10 @@ func (n *Notifier) OnChange(pos int64, changes []storage.Change) {
 			}
 			n.userChanged(c)
 			n.sharedChanged(c)
+		case storage.ChangeKeyCounts:
+			u := n.user(c.UserID)
+			delete(u.keyCounts, c.DeviceID)
+			u.keyGen++
 		case storage.ChangeToDevice:
 			u := n.user(c.UserID)
 			if u.devices == nil {

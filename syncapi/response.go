@@ -16,10 +16,11 @@ type Response struct {
 	Presence    *EventList   `json:"presence,omitempty"`
 	ToDevice    *EventList   `json:"to_device,omitempty"`
 	DeviceLists *DeviceLists `json:"device_lists,omitempty"`
-	// OneTimeKeysCount and UnusedFallbackKeyTypes are set by the key
-	// service for the syncing device.
-	OneTimeKeysCount       map[string]int `json:"device_one_time_keys_count,omitempty"`
-	UnusedFallbackKeyTypes []string       `json:"device_unused_fallback_key_types,omitempty"`
+	// OneTimeKeysCount and UnusedFallbackKeyTypes are the syncing
+	// device's key counts, sent on every answer (an empty list of
+	// fallback key types tells clients the server supports them).
+	OneTimeKeysCount       map[string]int `json:"device_one_time_keys_count,omitzero"`
+	UnusedFallbackKeyTypes []string       `json:"device_unused_fallback_key_types,omitzero"`
 }
 
 // empty reports whether the response tells the client nothing new.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aula-chat/aula/internal/mxerr"
+	"github.com/aula-chat/aula/keys"
 	"github.com/aula-chat/aula/roomserver"
 	"github.com/aula-chat/aula/storage"
 )
@@ -395,6 +396,25 @@ func (s *Service) build(ctx context.Context, req Request, since Token, upto int6
 	}
 	if rooms.Join != nil || rooms.Invite != nil || rooms.Leave != nil || rooms.Knock != nil {
 		resp.Rooms = rooms
+	}
+	if !initial { // an initial sync has clients query every user's keys anyway
+		checkRooms := p.rooms
+		if p.all {
+			checkRooms = joined
+		}
+		memberRooms := s.notifier.memberChangeRooms(checkRooms, since.Pos, upto)
+		dl, err := s.deviceListsFor(ctx, req.UserID, since.Pos, upto, ms, p.all || p.user || p.devices, memberRooms)
+		if err != nil {
+			return nil, err
+		}
+		resp.DeviceLists = dl
+	}
+	if req.DeviceID != "" {
+		counts, err := s.keyCounts(ctx, req.UserID, req.DeviceID)
+		if err != nil {
+			return nil, err
+		}
+		resp.OneTimeKeysCount, resp.UnusedFallbackKeyTypes = keys.OneTimeKeyCounts(counts), counts.Fallback
 	}
 	if p.all || p.user {
 		if err := s.toDevice(ctx, req, since, upto, resp); err != nil { // todevice.go

@@ -20,6 +20,7 @@ import (
 	"github.com/aula-chat/aula/auth"
 	"github.com/aula-chat/aula/clientapi"
 	"github.com/aula-chat/aula/config"
+	"github.com/aula-chat/aula/keys"
 	"github.com/aula-chat/aula/push"
 	"github.com/aula-chat/aula/roomserver"
 	"github.com/aula-chat/aula/storage"
@@ -90,6 +91,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		Sync:    syncSvc,
 		Rooms:   rooms,
 		Typing:  typingTracker,
+		Keys:    keys.New(db, cfg.ServerName),
 	})
 	return &App{Config: cfg, DB: db, Auth: authSvc, Typing: typingTracker, Sync: syncSvc, Handler: api, log: log}, nil
 }
