@@ -85,3 +85,42 @@ func (a *API) keyChanges(r *http.Request, d *auth.Device) (any, error) {
 	}
 	return map[string][]string{"changed": changed, "left": left}, nil
 }
+
+// uploadCrossSigningKeys answers POST /keys/device_signing/upload. The
+// first upload needs no user-interactive authentication; replacing keys
+// does.
+func (a *API) uploadCrossSigningKeys(r *http.Request, d *auth.Device) (any, error) {
+	var body keys.DeviceSigningUpload
+	if err := decodeJSON(r, &body, false); err != nil {
+		return nil, err
+	}
+	need, err := a.keys.CrossSigningNeedsAuth(r.Context(), d.UserID, body)
+	if err != nil {
+		return nil, err
+	}
+	if need {
+		if err := a.auth.Confirm(r.Context(), d, "POST /keys/device_signing/upload", body.Auth); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.sync.WatchUser(r.Context(), d.UserID); err != nil {
+		return nil, err
+	}
+	return emptyObject, a.keys.UploadCrossSigning(r.Context(), d.UserID, body)
+}
+
+// uploadSignatures answers POST /keys/signatures/upload.
+func (a *API) uploadSignatures(r *http.Request, d *auth.Device) (any, error) {
+	var body map[string]map[string]json.RawMessage
+	if err := decodeJSON(r, &body, false); err != nil {
+		return nil, err
+	}
+	if err := a.sync.WatchUser(r.Context(), d.UserID); err != nil {
+		return nil, err
+	}
+	failures, err := a.keys.UploadSignatures(r.Context(), d.UserID, body)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"failures": failures}, nil
+}

@@ -30,6 +30,7 @@ type API struct {
 	rooms   *roomserver.Server
 	typing  *typing.Tracker
 	keys    *keys.Service
+	backup  *keys.Backup // server-side key backups (roomkeys.go)
 	router  *mux.Router
 	proxies []netip.Prefix // http.trusted_proxies
 }
@@ -43,11 +44,13 @@ type Services struct {
 	Rooms   *roomserver.Server
 	Typing  *typing.Tracker
 	Keys    *keys.Service
+	Backup  *keys.Backup
 }
 
 // New builds the HTTP handler for the whole server.
 func New(cfg *config.Config, log *slog.Logger, s Services) *API {
 	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync, rooms: s.Rooms, typing: s.Typing, keys: s.Keys}
+	a.backup = s.Backup
 	for _, p := range cfg.HTTP.TrustedProxies {
 		if prefix, err := config.ParseProxy(p); err == nil { // Validate reported bad ones
 			a.proxies = append(a.proxies, prefix)
@@ -145,6 +148,24 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/keys/query", a.authed(a.queryKeys)).Methods("POST")
 	v3.Handle("/keys/claim", a.authed(a.claimKeys)).Methods("POST")
 	v3.Handle("/keys/changes", a.authed(a.keyChanges)).Methods("GET")
+	v3.Handle("/keys/device_signing/upload", a.authed(a.uploadCrossSigningKeys)).Methods("POST")
+	v3.Handle("/keys/signatures/upload", a.authed(a.uploadSignatures)).Methods("POST")
+
+	// Key backup (roomkeys.go).
+	v3.Handle("/room_keys/version", a.authed(a.getRoomKeysVersion)).Methods("GET")
+	v3.Handle("/room_keys/version", a.authed(a.createRoomKeysVersion)).Methods("POST")
+	v3.Handle("/room_keys/version/{backupVersion}", a.authed(a.getRoomKeysVersion)).Methods("GET")
+	v3.Handle("/room_keys/version/{backupVersion}", a.authed(a.updateRoomKeysVersion)).Methods("PUT")
+	v3.Handle("/room_keys/version/{backupVersion}", a.authed(a.deleteRoomKeysVersion)).Methods("DELETE")
+	v3.Handle("/room_keys/keys", a.authed(a.getRoomKeys)).Methods("GET")
+	v3.Handle("/room_keys/keys", a.authed(a.putRoomKeys)).Methods("PUT")
+	v3.Handle("/room_keys/keys", a.authed(a.deleteRoomKeys)).Methods("DELETE")
+	v3.Handle("/room_keys/keys/{roomId}", a.authed(a.getRoomKeys)).Methods("GET")
+	v3.Handle("/room_keys/keys/{roomId}", a.authed(a.putRoomKeys)).Methods("PUT")
+	v3.Handle("/room_keys/keys/{roomId}", a.authed(a.deleteRoomKeys)).Methods("DELETE")
+	v3.Handle("/room_keys/keys/{roomId}/{sessionId}", a.authed(a.getRoomKeys)).Methods("GET")
+	v3.Handle("/room_keys/keys/{roomId}/{sessionId}", a.authed(a.putRoomKeys)).Methods("PUT")
+	v3.Handle("/room_keys/keys/{roomId}/{sessionId}", a.authed(a.deleteRoomKeys)).Methods("DELETE")
 
 	// Push rules (pushrules.go).
 	v3.Handle("/pushrules/", a.authed(a.getPushRules)).Methods("GET")

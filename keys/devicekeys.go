@@ -174,7 +174,7 @@ func kind(v []byte) byte {
 
 // QueryResponse is the answer of POST /keys/query.
 type QueryResponse struct {
-	DeviceKeys      map[string]map[string]json.RawMessage `json:"device_keys"`
+	DeviceKeys      map[string]map[string]json.RawMessage `json:"device_keys"` // stored keys, signatures merged in
 	Failures        map[string]any                        `json:"failures"`
 	MasterKeys      map[string]json.RawMessage            `json:"master_keys"`
 	SelfSigningKeys map[string]json.RawMessage            `json:"self_signing_keys"`
@@ -218,6 +218,14 @@ func (s *Service) Query(ctx context.Context, requester string, users map[string]
 			return nil, fmt.Errorf("keys: encode device keys: %w", err)
 		}
 		resp.DeviceKeys[k.UserID][k.DeviceID] = b
+	}
+	list := make([]string, 0, len(local))
+	for u := range local {
+		list = append(list, u)
+	}
+	sort.Strings(list)
+	if err := s.addCrossSigning(ctx, requester, list, resp); err != nil { // crosssigning.go
+		return nil, err
 	}
 	return resp, nil
 }

@@ -99,6 +99,9 @@ func (db *DB) DeactivateUser(ctx context.Context, userID string) error {
 		if err := dropDeletedDeviceKeys(ctx, tx, userID); err != nil { // keys.go
 			return err
 		}
+		if err := dropUserBackups(ctx, tx, userID); err != nil { // keybackup.go
+			return err
+		}
 		return dropDeletedDeviceInboxes(ctx, tx, userID) // todevice.go
 	})
 }

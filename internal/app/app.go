@@ -92,6 +92,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		Rooms:   rooms,
 		Typing:  typingTracker,
 		Keys:    keys.New(db, cfg.ServerName),
+		Backup:  keys.NewBackup(db),
 	})
 	return &App{Config: cfg, DB: db, Auth: authSvc, Typing: typingTracker, Sync: syncSvc, Handler: api, log: log}, nil
 }
