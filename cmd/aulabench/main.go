@@ -14,6 +14,8 @@
 //	send    user 0 creates R public rooms (-rooms) that every user joins;
 //	        each worker logs in once, then sends text messages, operation k
 //	        going to room k mod R. Reports events/s and PUT /send latency.
+//	sync-wake, sync-fanout, sync-idle
+//	        long-polling /sync clients: see sync.go.
 //
 // By default the workers run closed-loop (each sends its next request as soon
 // as the previous one is answered: the maximum throughput). With -rate the
@@ -68,6 +70,7 @@ type options struct {
 	pgPID       int
 	json        bool
 	rooms       int
+	sync        syncOptions // the sync scenarios' flags (sync.go)
 }
 
 func main() {
@@ -84,8 +87,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("aulabench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8008", "base URL of the server (loopback only)")
-	fs.StringVar(&o.scenario, "scenario", "login", "login, whoami or send")
-	fs.IntVar(&o.rooms, "rooms", 1, "send: number of rooms the messages are spread over")
+	fs.StringVar(&o.scenario, "scenario", "login", "login, whoami, send, sync-wake, sync-fanout or sync-idle")
+	fs.IntVar(&o.rooms, "rooms", 1, "send, sync-wake: number of rooms the messages are spread over; sync-idle: rooms of the user")
 	fs.StringVar(&o.secret, "secret", "", "registration shared secret, to create the users (empty: they must exist)")
 	fs.IntVar(&o.users, "users", 8, "number of users")
 	fs.StringVar(&o.prefix, "prefix", "bench", "user localparts are PREFIX-0 … PREFIX-(N-1)")
@@ -98,14 +101,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.pid, "pid", 0, "server process ID: report its CPU per operation and its memory")
 	fs.IntVar(&o.pgPID, "pg-pid", 0, "PostgreSQL postmaster process ID: report its CPU (with backends) per operation")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON instead of a table")
+	addSyncFlags(fs, &o.sync)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case o.scenario != "login" && o.scenario != "whoami" && o.scenario != "send":
-		return o, fmt.Errorf("unknown scenario %q (login, whoami or send)", o.scenario)
+	case o.scenario != "login" && o.scenario != "whoami" && o.scenario != "send" && !isSyncScenario(o.scenario):
+		return o, fmt.Errorf("unknown scenario %q (login, whoami, send, sync-wake, sync-fanout or sync-idle)", o.scenario)
 	case o.rooms < 1 || o.rooms > 10000:
 		return o, errors.New("-rooms must be in [1, 10000]")
 	case o.users < 1 || o.concurrency < 1:
@@ -116,6 +120,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-n must be in [1, %d]", maxOps)
 	case o.rate < 0:
 		return o, errors.New("-rate must not be negative")
+	case isSyncScenario(o.scenario):
+		return o, validateSync(o)
 	}
 	return o, nil
 }
@@ -128,6 +134,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	c, err := newClient(o.target, o.concurrency, o.timeout)
 	if err != nil {
 		return err
+	}
+	if isSyncScenario(o.scenario) {
+		return runSync(o, c, stdout, stderr)
 	}
 	// Setup and teardown get their own bound on top of the measured phase.
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration+2*time.Minute)
