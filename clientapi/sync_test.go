@@ -919,3 +919,34 @@ func TestSyncPresenceWakeAnswersFromMemory(t *testing.T) {
 		}
 	})
 }
+
+// Presence alone is batched for a moment, but anything else answers at
+// once, and with the presence held back so far.
+func TestSyncPresenceBatching(t *testing.T) {
+	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+		sr := newSyncRoom(t, s, map[string]any{"preset": "private_chat"}, url.Values{"set_presence": {"offline"}})
+		s.Do("PUT", "/_matrix/client/v3/presence/"+url.PathEscape(sr.alice.ID)+"/status", sr.alice.Token, map[string]string{"presence": "unavailable"}).Expect(t, 200, "")
+		tok := doSync(t, s, sr.bob, since(sr.tok, "set_presence", "offline")).NextBatch
+		done := make(chan syncResp, 1)
+		start := time.Now()
+		go func() {
+			q := since(tok, "set_presence", "offline")
+			q.Set("timeout", "20000")
+			done <- doSync(t, s, sr.bob, q)
+		}()
+		time.Sleep(200 * time.Millisecond)
+		s.Do("PUT", "/_matrix/client/v3/presence/"+url.PathEscape(sr.alice.ID)+"/status", sr.alice.Token, map[string]string{"presence": "online"}).Expect(t, 200, "")
+		time.Sleep(300 * time.Millisecond)
+		ev := s.SendText(sr.alice, sr.room, "now")
+		r := <-done
+		if d := time.Since(start); d > 1500*time.Millisecond {
+			t.Errorf("a message during the presence hold answered after %v", d)
+		}
+		if got := eventIDs(r.Rooms.Join[sr.room].Timeline.Events); !slices.Equal(got, []string{ev}) {
+			t.Errorf("timeline %v, want [%s]", got, ev)
+		}
+		if len(r.Presence.Events) != 1 || r.Presence.Events[0].Sender != sr.alice.ID {
+			t.Errorf("presence %+v, want alice's held-back change", r.Presence.Events)
+		}
+	})
+}

@@ -341,10 +341,16 @@ type plan struct {
 
 func (p plan) any() bool { return p.all || p.user || len(p.rooms) > 0 || p.presence || p.devices }
 
+// presenceOnly reports whether presence is all that changed.
+func (p plan) presenceOnly() bool {
+	return p.presence && !p.all && !p.user && len(p.rooms) == 0 && !p.devices
+}
+
 // changes reports what changed after since for the request, up to the
-// notifier's position. With park set and nothing changed, it registers a
-// waiter and returns it; the caller must call unpark when done with it.
-func (n *Notifier) changes(req watchRequest, park bool) (p plan, w *waiter) {
+// notifier's position. With park set and nothing changed (or, with
+// holdPresence, only presence), it registers a waiter and returns it;
+// the caller must call unpark when done with it.
+func (n *Notifier) changes(req watchRequest, park, holdPresence bool) (p plan, w *waiter) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	since := req.since.Pos
@@ -364,7 +370,7 @@ func (n *Notifier) changes(req watchRequest, park bool) (p plan, w *waiter) {
 		p.presence = p.presence || r.presence > since
 		p.devices = p.devices || r.devices > since
 	}
-	if p.any() || !park {
+	if (p.any() && !(holdPresence && p.presenceOnly())) || !park {
 		return p, nil
 	}
 	w = &waiter{ch: make(chan struct{})}

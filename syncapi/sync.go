@@ -25,6 +25,9 @@ const (
 	// roomWorkers bounds how many rooms of one response are computed at
 	// once (each takes a few queries).
 	roomWorkers = 4
+	// presenceBatch is how long a parked request woken only by presence
+	// changes waits for more of them before answering.
+	presenceBatch = 2 * time.Second
 )
 
 // Request is one GET /sync.
@@ -70,6 +73,7 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 		since = *req.Since
 	}
 	immediate := req.Since == nil || req.FullState
+	var batchUntil time.Time // while presence changes are held back (see below)
 	for {
 		ms, err := s.memberships(ctx, req.UserID)
 		if err != nil {
@@ -92,10 +96,26 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 			// its limit lies at or below since.Pos, where the notifier does
 			// not look: don't park, look at the inbox (todevice.go).
 			ack := since.ToDeviceAck
-			plan, w = s.notifier.changes(wr, !ack && time.Now().Before(deadline))
+			now := time.Now()
+			holdPresence := now.Before(batchUntil)
+			until := deadline
+			if holdPresence {
+				until = batchUntil
+			}
+			plan, w = s.notifier.changes(wr, !ack && now.Before(until), holdPresence)
 			plan.user = plan.user || ack
+			if w == nil && plan.presenceOnly() && batchUntil.IsZero() && now.Before(deadline) {
+				// Presence alone can wait a little: room-mates coming online
+				// together then cost each parked request one answer, not one
+				// per room-mate. Anything else still answers at once.
+				batchUntil = now.Add(presenceBatch)
+				if batchUntil.After(deadline) {
+					batchUntil = deadline
+				}
+				continue
+			}
 			if w != nil {
-				timer := time.NewTimer(time.Until(deadline))
+				timer := time.NewTimer(time.Until(until))
 				select {
 				case <-w.ch:
 				case <-timer.C:
