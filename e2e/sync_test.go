@@ -573,6 +573,9 @@ func TestSyncLongPollWakeupWithMautrix(t *testing.T) {
 		if _, err := bobCli.JoinRoomByID(ctx(t), roomID); err != nil {
 			t.Fatalf("JoinRoomByID: %v", err)
 		}
+		// Offline, so that presence (whose wake-ups the server batches for
+		// two seconds) cannot answer the parked request this test watches.
+		aliceCli.SyncPresence, bobCli.SyncPresence = event.PresenceOffline, event.PresenceOffline
 		alice := startSyncLoop(t, "alice", aliceCli, false)
 		bob := startSyncLoop(t, "bob", bobCli, false)
 		alice.waitSynced(t)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/aula-chat/aula/storage"
 )
 
@@ -38,18 +40,25 @@ type pduFields struct {
 // ToClientEvent converts a stored event to the client format. redactedBy,
 // if not nil, is the redaction that removed its content.
 func ToClientEvent(ev storage.Event, redactedBy *ClientEvent) ClientEvent {
-	var f pduFields
-	_ = json.Unmarshal(ev.JSON, &f) // stored events are valid JSON
+	// Stored events are valid JSON, built by the server: picking the few
+	// fields out with gjson is several times cheaper than decoding the PDU,
+	// and this runs for every event of every /sync and /messages answer.
+	fields := gjson.GetManyBytes(ev.JSON, "content", "origin_server_ts", "redacts", "unsigned")
+	ts := fields[1].Int()
 	ce := ClientEvent{
-		Content:        f.Content,
 		EventID:        ev.EventID,
-		OriginServerTS: f.OriginServerTS,
+		OriginServerTS: ts,
 		RoomID:         ev.RoomID,
 		Sender:         ev.Sender,
 		StateKey:       ev.StateKey,
 		Type:           ev.Type,
-		Redacts:        f.Redacts,
 		PDU:            ev.JSON,
+	}
+	if fields[0].IsObject() {
+		ce.Content = json.RawMessage(fields[0].Raw)
+	}
+	if fields[2].Type == gjson.String {
+		ce.Redacts = fields[2].Str
 	}
 	if len(ce.Content) == 0 || string(ce.Content) == "null" {
 		ce.Content = json.RawMessage("{}")
@@ -64,10 +73,11 @@ func ToClientEvent(ev storage.Event, redactedBy *ClientEvent) ClientEvent {
 		ce.Redacts = c.Redacts
 	}
 	unsigned := map[string]any{}
-	for k, v := range f.Unsigned {
-		unsigned[k] = v
-	}
-	if age := time.Now().UnixMilli() - f.OriginServerTS; age >= 0 {
+	fields[3].ForEach(func(k, v gjson.Result) bool {
+		unsigned[k.Str] = json.RawMessage(v.Raw)
+		return true
+	})
+	if age := time.Now().UnixMilli() - ts; age >= 0 {
 		unsigned["age"] = age
 	}
 	if redactedBy != nil {

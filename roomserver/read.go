@@ -30,17 +30,17 @@ type viewer struct {
 	visValues  []string // visibility[i]'s history_visibility, defaulted
 	membership []storage.StateInterval
 	current    string // the user's membership now ("" if none)
+	// ignored is the user's ignore list when the caller already has it
+	// (ignoredKnown); addBundles reads it otherwise.
+	ignored      map[string]bool
+	ignoredKnown bool
 }
 
 // newViewer loads what the visibility rules need. A user who forgot the
 // room is treated as never having been in it: the spec says forgetting
 // ends their access to its history.
 func (s *Server) newViewer(ctx context.Context, roomID, userID string) (*viewer, error) {
-	vis, err := s.db.StateIntervals(ctx, roomID, spec.MRoomHistoryVisibility, "")
-	if err != nil {
-		return nil, err
-	}
-	mem, err := s.db.StateIntervals(ctx, roomID, spec.MRoomMember, userID)
+	vis, mem, err := s.db.VisibilityIntervals(ctx, roomID, userID)
 	if err != nil {
 		return nil, err
 	}

@@ -165,7 +165,10 @@ func (s *Server) addBundles(ctx context.Context, v *viewer, evs []storage.Event,
 	if len(candidates) == 0 {
 		return nil
 	}
-	ignored, err := s.ignoredUsers(ctx, v.userID)
+	ignored, err := v.ignored, error(nil)
+	if !v.ignoredKnown {
+		ignored, err = s.ignoredUsers(ctx, v.userID)
+	}
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,7 @@ func (s *Server) SyncRoom(ctx context.Context, req SyncRoomRequest) (*SyncRoom, 
 	if err != nil {
 		return nil, err
 	}
+	v.ignored, v.ignoredKnown = req.Ignored, true
 	hi, err := s.db.DepthAtStream(ctx, req.RoomID, req.Upto)
 	if err != nil {
 		return nil, err
@@ -125,7 +126,10 @@ func (s *Server) SyncRoom(ctx context.Context, req SyncRoomRequest) (*SyncRoom, 
 	// full-state syncs and when members joined or left in between.
 	full := req.FullState || req.Since == 0
 	if req.Summary && (full || hasMember(picked) || (out.Limited && hasMember(state))) {
-		if out.Summary, err = s.syncSummary(ctx, req, at, picked, state, &state); err != nil {
+		// A full state at the end of the timeline holds the room's name
+		// and alias as they are now; otherwise they are read.
+		complete := full && at == hi
+		if out.Summary, err = s.syncSummary(ctx, req, at, complete, picked, state, &state); err != nil {
 			return nil, err
 		}
 	}
@@ -145,13 +149,18 @@ func hasMember(evs []storage.Event) bool {
 // syncSummary computes the room summary. With lazy loading, the heroes'
 // member events (at depth at) are added to *state unless the timeline or
 // state already has them, so that clients can name the room.
-func (s *Server) syncSummary(ctx context.Context, req SyncRoomRequest, at int64, timeline, state []storage.Event, out *[]storage.Event) (*SyncSummary, error) {
+func (s *Server) syncSummary(ctx context.Context, req SyncRoomRequest, at int64, stateComplete bool, timeline, state []storage.Event, out *[]storage.Event) (*SyncSummary, error) {
 	ms, err := s.db.RoomMemberSummary(ctx, req.RoomID, req.UserID, maxHeroes)
 	if err != nil {
 		return nil, err
 	}
 	summary := &SyncSummary{Joined: ms.Joined, Invited: ms.Invited}
-	named, err := s.named(ctx, req.RoomID)
+	var named bool
+	if stateComplete {
+		named = namedIn(state)
+	} else {
+		named, err = s.named(ctx, req.RoomID)
+	}
 	if err != nil || named {
 		return summary, err
 	}
@@ -182,6 +191,26 @@ func (s *Server) syncSummary(ctx context.Context, req SyncRoomRequest, at int64,
 	}
 	*out = append(*out, more...)
 	return summary, nil
+}
+
+// namedIn reports whether state (a room's whole state) has a non-empty
+// name or canonical alias.
+func namedIn(state []storage.Event) bool {
+	for _, ev := range state {
+		if ev.StateKey == nil || *ev.StateKey != "" {
+			continue
+		}
+		field := map[string]string{spec.MRoomName: "name", "m.room.canonical_alias": "alias"}[ev.Type]
+		if field == "" {
+			continue
+		}
+		var c map[string]any
+		_ = json.Unmarshal(ToClientEvent(ev, nil).Content, &c)
+		if v, _ := c[field].(string); v != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // named reports whether the room has a non-empty name or canonical alias.
@@ -240,7 +269,8 @@ func (s *Server) syncState(ctx context.Context, req SyncRoomRequest, timeline []
 	var err error
 	switch {
 	case full:
-		evs, err = s.db.StateChanges(ctx, req.RoomID, 0, at, nil, !req.LazyMembers)
+		// With lazy loading, the members needed come in the same query.
+		evs, err = s.db.StateChanges(ctx, req.RoomID, 0, at, members, !req.LazyMembers)
 	case req.StateAfter || limited:
 		// Every change since the last sync; lazy loading does not apply
 		// to these (as in Synapse), so that no membership change is lost.
@@ -249,7 +279,7 @@ func (s *Server) syncState(ctx context.Context, req SyncRoomRequest, timeline []
 	if err != nil {
 		return nil, 0, err
 	}
-	if req.LazyMembers && len(members) > 0 {
+	if req.LazyMembers && len(members) > 0 && !full {
 		more, err := s.db.StateEventsAt(ctx, req.RoomID, spec.MRoomMember, members, at)
 		if err != nil {
 			return nil, 0, err

@@ -442,6 +442,38 @@ func (db *DB) StateIntervals(ctx context.Context, roomID, typ, stateKey string) 
 	return out, rows.Err()
 }
 
+// VisibilityIntervals returns, in one query, what history visibility
+// checks need: StateIntervals of the room's m.room.history_visibility and
+// of the user's m.room.member.
+func (db *DB) VisibilityIntervals(ctx context.Context, roomID, userID string) (vis, mem []StateInterval, err error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT s.type, s.event_id, s.membership, s.from_depth, s.to_depth, e.json
+		FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.room_id = $1 AND ((s.type = 'm.room.history_visibility' AND s.state_key = '')
+			OR (s.type = 'm.room.member' AND s.state_key = $2))
+		ORDER BY s.from_depth`, roomID, userID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage: visibility intervals: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var typ string
+		var si StateInterval
+		var membership sql.NullString
+		var to sql.NullInt64
+		var js string
+		if err := rows.Scan(&typ, &si.EventID, &membership, &si.FromDepth, &to, &js); err != nil {
+			return nil, nil, fmt.Errorf("storage: scan visibility interval: %w", err)
+		}
+		si.Membership, si.ToDepth, si.Content = membership.String, to.Int64, []byte(js)
+		if typ == "m.room.member" {
+			mem = append(mem, si)
+		} else {
+			vis = append(vis, si)
+		}
+	}
+	return vis, mem, rows.Err()
+}
+
 // RoomMembers returns the member events of a room after the event at depth
 // (depth 0: now), ordered by user ID.
 func (db *DB) RoomMembers(ctx context.Context, roomID string, depth int64) ([]Event, error) {

@@ -41,38 +41,45 @@ type MemberSummary struct {
 }
 
 // RoomMemberSummary counts the room's current members and lists the
-// first ones (see MemberSummary), leaving out exclude.
+// first ones (see MemberSummary), leaving out exclude, in one query: the
+// counts are window aggregates over every member row, and the rows come
+// joined and invited members first, then those who left or were banned,
+// each by the order of their member events.
 func (db *DB) RoomMemberSummary(ctx context.Context, roomID, exclude string, limit int) (MemberSummary, error) {
 	var ms MemberSummary
-	err := db.read.QueryRowContext(ctx, `SELECT
-			COALESCE(SUM(CASE WHEN membership = 'join' THEN 1 ELSE 0 END), 0),
-			COALESCE(SUM(CASE WHEN membership = 'invite' THEN 1 ELSE 0 END), 0)
-		FROM room_state WHERE room_id = $1 AND type = 'm.room.member' AND to_depth IS NULL`, roomID).Scan(&ms.Joined, &ms.Invited)
+	rows, err := db.read.QueryContext(ctx, `SELECT state_key, COALESCE(membership, ''),
+			SUM(CASE WHEN membership = 'join' THEN 1 ELSE 0 END) OVER (),
+			SUM(CASE WHEN membership = 'invite' THEN 1 ELSE 0 END) OVER ()
+		FROM room_state WHERE room_id = $1 AND type = 'm.room.member' AND to_depth IS NULL
+		ORDER BY CASE WHEN state_key = $2 THEN 2 WHEN membership IN ('join', 'invite') THEN 0 ELSE 1 END, from_depth
+		LIMIT $3`, roomID, exclude, limit+1)
 	if err != nil {
-		return ms, fmt.Errorf("storage: member counts: %w", err)
+		return ms, fmt.Errorf("storage: member summary: %w", err)
 	}
-	for _, set := range []string{`('join', 'invite')`, `('leave', 'ban')`} {
-		rows, err := db.read.QueryContext(ctx, `SELECT state_key FROM room_state
-			WHERE room_id = $1 AND type = 'm.room.member' AND to_depth IS NULL AND state_key <> $2
-			AND membership IN `+set+` ORDER BY from_depth LIMIT $3`, roomID, exclude, limit)
-		if err != nil {
-			return ms, fmt.Errorf("storage: first members: %w", err)
+	defer rows.Close()
+	var present, gone []string
+	for rows.Next() {
+		var u, m string
+		if err := rows.Scan(&u, &m, &ms.Joined, &ms.Invited); err != nil {
+			return ms, fmt.Errorf("storage: scan member summary: %w", err)
 		}
-		for rows.Next() {
-			var u string
-			if err := rows.Scan(&u); err != nil {
-				rows.Close()
-				return ms, fmt.Errorf("storage: scan member: %w", err)
-			}
-			ms.First = append(ms.First, u)
+		switch {
+		case u == exclude:
+		case m == "join" || m == "invite":
+			present = append(present, u)
+		case m == "leave" || m == "ban":
+			gone = append(gone, u)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return ms, fmt.Errorf("storage: first members: %w", err)
-		}
-		if len(ms.First) > 0 {
-			break
-		}
+	}
+	if err := rows.Err(); err != nil {
+		return ms, fmt.Errorf("storage: member summary: %w", err)
+	}
+	ms.First = present
+	if len(present) == 0 {
+		ms.First = gone
+	}
+	if len(ms.First) > limit {
+		ms.First = ms.First[:limit]
 	}
 	return ms, nil
 }

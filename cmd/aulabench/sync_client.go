@@ -139,9 +139,10 @@ type syncJSON struct {
 }
 
 // syncURL builds a /sync path; since "" is an initial sync, presence ""
-// leaves set_presence out.
+// leaves set_presence out. Like matrix-js-sdk (Element Web, Cinny), it asks
+// for MSC4222's state_after.
 func syncURL(since, filter, presence string, timeout time.Duration) string {
-	q := url.Values{}
+	q := url.Values{"org.matrix.msc4222.use_state_after": {"true"}}
 	if presence != "" {
 		q.Set("set_presence", presence)
 	}
