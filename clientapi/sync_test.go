@@ -950,3 +950,16 @@ func TestSyncPresenceBatching(t *testing.T) {
 		}
 	})
 }
+
+// Sending without a syncing client (a script, a bridge) does not make
+// anyone appear online, and costs the send nothing in presence.
+func TestSendDoesNotMakeOfflineUserOnline(t *testing.T) {
+	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+		sr := newSyncRoom(t, s, map[string]any{"preset": "private_chat"}, url.Values{"set_presence": {"offline"}})
+		s.SendText(sr.alice, sr.room, "from a script")
+		r := s.Do("GET", "/_matrix/client/v3/presence/"+url.PathEscape(sr.alice.ID)+"/status", sr.bob.Token, nil).Expect(t, 200, "")
+		if p := r.String("presence"); p != "offline" {
+			t.Errorf("alice after sending without syncing: %q, want offline", p)
+		}
+	})
+}

@@ -472,6 +472,16 @@ func (t *presenceTracker) put(ctx context.Context, userID, deviceID, state, stat
 
 // active records activity on a device.
 func (t *presenceTracker) active(ctx context.Context, userID, deviceID string) error {
+	// A user who is not online anywhere (no syncing client) stays
+	// offline, as in Synapse: sending from a script or a bridge does not
+	// make anyone appear online. Such users are not in memory, so this
+	// costs the send no query and no lock of the user's entry.
+	t.mu.Lock()
+	_, tracked := t.users[userID]
+	t.mu.Unlock()
+	if !tracked {
+		return nil
+	}
 	u, err := t.entry(ctx, userID)
 	if err != nil {
 		return err
