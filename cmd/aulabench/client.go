@@ -163,16 +163,26 @@ type tokens struct {
 // registerShared creates user with Synapse-compatible shared-secret
 // registration. It reports false, and no error, when the user exists.
 func (c *client) registerShared(ctx context.Context, secret, user, password string) (bool, error) {
+	t, created, err := c.sharedSecretRegister(ctx, secret, user, password)
+	if err != nil || !created {
+		return false, err
+	}
+	// Registration opens a device; drop it so only the bench's own remain.
+	return true, c.logout(ctx, t.AccessToken)
+}
+
+// sharedSecretRegister creates user with Synapse-compatible shared-secret
+// registration. created is false, without error, when the user exists.
+func (c *client) sharedSecretRegister(ctx context.Context, secret, user, password string) (t tokens, created bool, err error) {
 	var n struct {
 		Nonce string `json:"nonce"`
 	}
 	if err := c.call(ctx, "GET", "/_synapse/admin/v1/register", "", nil, &n); err != nil {
-		return false, err
+		return tokens{}, false, fmt.Errorf("nonce: %w", err)
 	}
 	mac := hmac.New(sha1.New, []byte(secret))
 	mac.Write([]byte(n.Nonce + "\x00" + user + "\x00" + password + "\x00notadmin"))
-	var t tokens
-	err := c.call(ctx, "POST", "/_synapse/admin/v1/register", "", map[string]any{
+	err = c.call(ctx, "POST", "/_synapse/admin/v1/register", "", map[string]any{
 		"nonce":    n.Nonce,
 		"username": user,
 		"password": password,
@@ -181,13 +191,9 @@ func (c *client) registerShared(ctx context.Context, secret, user, password stri
 	}, &t)
 	var e *apiError
 	if errors.As(err, &e) && e.Errcode == "M_USER_IN_USE" {
-		return false, nil
+		return tokens{}, false, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	// Registration opens a device; drop it so only the bench's own remain.
-	return true, c.logout(ctx, t.AccessToken)
+	return t, err == nil, err
 }
 
 func (c *client) login(ctx context.Context, user, password string) (tokens, error) {

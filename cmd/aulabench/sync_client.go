@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,31 +39,18 @@ func (c *client) closeIdle() { c.http.CloseIdleConnections() }
 // registerKeep creates user with shared-secret registration and returns
 // the registration's tokens; when the user exists it logs in instead.
 func (c *client) registerKeep(ctx context.Context, secret, user, password string) (tokens, bool, error) {
-	var n struct {
-		Nonce string `json:"nonce"`
+	t, created, err := c.sharedSecretRegister(ctx, secret, user, password)
+	if err != nil {
+		return tokens{}, false, err
 	}
-	if err := c.call(ctx, "GET", "/_synapse/admin/v1/register", "", nil, &n); err != nil {
-		return tokens{}, false, fmt.Errorf("nonce: %w", err)
-	}
-	mac := hmac.New(sha1.New, []byte(secret))
-	mac.Write([]byte(n.Nonce + "\x00" + user + "\x00" + password + "\x00notadmin"))
-	var t tokens
-	err := c.call(ctx, "POST", "/_synapse/admin/v1/register", "", map[string]any{
-		"nonce":    n.Nonce,
-		"username": user,
-		"password": password,
-		"admin":    false,
-		"mac":      hex.EncodeToString(mac.Sum(nil)),
-	}, &t)
-	var e *apiError
-	if errors.As(err, &e) && e.Errcode == "M_USER_IN_USE" {
+	if !created {
 		t, err = c.login(ctx, user, password)
 		return t, false, err
 	}
-	if err == nil && (t.AccessToken == "" || t.UserID == "") {
-		err = errors.New("registration answer has no access_token or user_id")
+	if t.AccessToken == "" || t.UserID == "" {
+		return t, false, errors.New("registration answer has no access_token or user_id")
 	}
-	return t, err == nil, err
+	return t, true, nil
 }
 
 // uploadFilter stores the sync filter for the user and returns its ID.
