@@ -417,34 +417,9 @@ type StateInterval struct {
 	Content    []byte
 }
 
-// StateIntervals returns every value one piece of room state ever had,
-// oldest first, with the event's JSON (for history visibility checks).
-func (db *DB) StateIntervals(ctx context.Context, roomID, typ, stateKey string) ([]StateInterval, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT s.event_id, s.membership, s.from_depth, s.to_depth, e.json
-		FROM room_state s JOIN events e ON e.event_id = s.event_id
-		WHERE s.room_id = $1 AND s.type = $2 AND s.state_key = $3 ORDER BY s.from_depth`, roomID, typ, stateKey)
-	if err != nil {
-		return nil, fmt.Errorf("storage: state intervals: %w", err)
-	}
-	defer rows.Close()
-	var out []StateInterval
-	for rows.Next() {
-		var si StateInterval
-		var membership sql.NullString
-		var to sql.NullInt64
-		var js string
-		if err := rows.Scan(&si.EventID, &membership, &si.FromDepth, &to, &js); err != nil {
-			return nil, fmt.Errorf("storage: scan state interval: %w", err)
-		}
-		si.Membership, si.ToDepth, si.Content = membership.String, to.Int64, []byte(js)
-		out = append(out, si)
-	}
-	return out, rows.Err()
-}
-
 // VisibilityIntervals returns, in one query, what history visibility
-// checks need: StateIntervals of the room's m.room.history_visibility and
-// of the user's m.room.member.
+// checks need: every value the room's m.room.history_visibility and the
+// user's m.room.member ever had, oldest first, with each event's JSON.
 func (db *DB) VisibilityIntervals(ctx context.Context, roomID, userID string) (vis, mem []StateInterval, err error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT s.type, s.event_id, s.membership, s.from_depth, s.to_depth, e.json
 		FROM room_state s JOIN events e ON e.event_id = s.event_id

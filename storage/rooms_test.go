@@ -156,11 +156,12 @@ func TestRoomEventsAndState(t *testing.T) {
 		st, _ = db.RoomMembers(ctx, "!aa:x", 0)
 		rtWantIDs(t, "members now", st, r.ids[1], r.ids[7])
 
-		// StateIntervals: Bob's membership over time.
-		ivs, err := db.StateIntervals(ctx, "!aa:x", "m.room.member", "@bob:x")
-		if err != nil || len(ivs) != 2 || ivs[0].FromDepth != 5 || ivs[0].ToDepth != 8 || ivs[0].Membership != "join" ||
+		// VisibilityIntervals: Bob's membership over time (the room has no
+		// history visibility event).
+		vis, ivs, err := db.VisibilityIntervals(ctx, "!aa:x", "@bob:x")
+		if err != nil || len(vis) != 0 || len(ivs) != 2 || ivs[0].FromDepth != 5 || ivs[0].ToDepth != 8 || ivs[0].Membership != "join" ||
 			ivs[1].FromDepth != 8 || ivs[1].ToDepth != 0 || ivs[1].Membership != "leave" || ivs[1].EventID != r.ids[7] {
-			t.Errorf("StateIntervals = %+v, %v", ivs, err)
+			t.Errorf("VisibilityIntervals = %+v %+v, %v", vis, ivs, err)
 		}
 
 		// EventsByID: several at once, unknown ones left out.

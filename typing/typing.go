@@ -2,9 +2,10 @@
 // memory only: typing notifications are ephemeral and never reach the
 // database. Every change (a user starts typing, stops, or times out) takes
 // the next serial number, so /sync can ask what changed since the serial it
-// last saw and wait for the next change. Time comes from a Clock, so tests
-// can move it; expiry runs lazily on every call and from one timer for the
-// whole tracker, never from a goroutine per user.
+// last saw, and the notify function passed to New learns of each change.
+// Time comes from a Clock, so tests can move it; expiry runs lazily on
+// every call and from one timer for the whole tracker, never from a
+// goroutine per user.
 package typing
 
 import (
@@ -66,8 +67,7 @@ type Tracker struct {
 	nextPrune time.Time
 	timer     Timer
 	timerAt   time.Time
-	timerGen  int           // tells the current timer from stopped ones that fire anyway
-	wake      chan struct{} // closed at the next change
+	timerGen  int // tells the current timer from stopped ones that fire anyway
 }
 
 // room is the typing state of one room.
@@ -102,7 +102,6 @@ func New(clock Clock, notify func(roomID string, serial int64)) *Tracker {
 		serial: start, floor: start,
 		rooms: map[string]*room{}, active: map[string]*room{},
 		nextPrune: now.Add(forgetAfter),
-		wake:      make(chan struct{}),
 	}
 }
 
@@ -194,23 +193,6 @@ func (t *Tracker) ChangedSince(since int64, roomIDs []string) (map[string][]stri
 	return out, s
 }
 
-// Changed returns a channel that is closed once a change after serial since
-// has happened (at once if one has). It wakes on a change in any room;
-// /sync's notifier should use New's notify to wake only the clients a
-// change concerns.
-func (t *Tracker) Changed(since int64) <-chan struct{} {
-	t.mu.Lock()
-	changes := t.expire(t.clock.Now())
-	ch := t.wake
-	if t.serial > since {
-		ch = make(chan struct{})
-		close(ch)
-	}
-	t.mu.Unlock()
-	t.deliver(changes)
-	return ch
-}
-
 // Close stops the expiry timer. Typing users then only expire when the
 // tracker is next called.
 func (t *Tracker) Close() {
@@ -235,13 +217,10 @@ func typingIn(r *room) []string {
 	return users
 }
 
-// changed gives room r the next serial and wakes the waiters of Changed.
-// The caller holds t.mu.
+// changed gives room r the next serial, for notify. The caller holds t.mu.
 func (t *Tracker) changed(roomID string, r *room, now time.Time) change {
 	t.serial++
 	r.serial, r.changed = t.serial, now
-	close(t.wake)
-	t.wake = make(chan struct{})
 	return change{roomID: roomID, serial: t.serial}
 }
 

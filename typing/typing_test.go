@@ -256,37 +256,6 @@ func TestChangedSince(t *testing.T) {
 	check(mid, map[string][]string{"!c": {"@x:x"}})
 }
 
-func TestChanged(t *testing.T) {
-	clock := newFakeClock()
-	tr := typing.New(clock, nil)
-	s := tr.Serial()
-	ch := tr.Changed(s)
-	select {
-	case <-ch:
-		t.Fatal("Changed closed with no change")
-	default:
-	}
-	tr.Set("!r", "@a:x", true, time.Second)
-	select {
-	case <-ch:
-	default:
-		t.Fatal("Changed not closed after a change")
-	}
-	s = tr.Serial()
-	ch = tr.Changed(s)
-	clock.Advance(time.Second) // the timeout wakes waiters too
-	select {
-	case <-ch:
-	default:
-		t.Fatal("Changed not closed after a timeout")
-	}
-	select {
-	case <-tr.Changed(s - 1):
-	default:
-		t.Fatal("Changed(old serial) not closed at once")
-	}
-}
-
 func TestRealClock(t *testing.T) {
 	woke := make(chan string, 4)
 	tr := typing.New(nil, func(roomID string, _ int64) { woke <- roomID })
