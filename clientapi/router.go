@@ -109,6 +109,11 @@ func (a *API) routes() *mux.Router {
 	// Server capabilities (versions.go).
 	v3.Handle("/capabilities", a.authed(a.getCapabilities)).Methods("GET")
 	v3.Handle("/thirdparty/protocols", a.authed(a.getThirdPartyProtocols)).Methods("GET")
+	// The room directory is always empty: closed rooms only (directory.go).
+	v3.Handle("/publicRooms", a.public(a.getPublicRooms)).Methods("GET")
+	v3.Handle("/publicRooms", a.authed(a.searchPublicRooms)).Methods("POST")
+	v3.Handle("/directory/list/room/{roomId}", a.public(a.getRoomVisibility)).Methods("GET")
+	v3.Handle("/directory/list/room/{roomId}", a.authed(a.setRoomVisibility)).Methods("PUT")
 
 	// Devices (devices.go).
 	v3.Handle("/devices", a.authed(a.getDevices)).Methods("GET")

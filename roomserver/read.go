@@ -257,6 +257,9 @@ func (v *viewer) worldReadable() bool {
 	return n > 0 && v.visibility[n-1].ToDepth == 0 && v.visValues[n-1] == visWorldReadable
 }
 
+// CheckRoom returns 404 M_NOT_FOUND for rooms this server does not have.
+func (s *Server) CheckRoom(ctx context.Context, roomID string) error { return s.checkRoom(ctx, roomID) }
+
 // checkRoom returns 404 for rooms this server does not have.
 func (s *Server) checkRoom(ctx context.Context, roomID string) error {
 	if _, err := s.db.Room(ctx, roomID); errors.Is(err, storage.ErrNotFound) {
