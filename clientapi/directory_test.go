@@ -39,3 +39,23 @@ func TestRoomDirectoryIsEmpty(t *testing.T) {
 		s.Do("PUT", path, "", map[string]string{"visibility": "private"}).Expect(t, 401, "M_MISSING_TOKEN")
 	})
 }
+
+// Rooms, aliases and users of other servers are refused at once: this
+// server never federates.
+func TestRemoteRoomsAndUsersRefused(t *testing.T) {
+	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+		alice := s.Register("alice", "pw-alice-123")
+		room := s.CreateRoom(alice, nil)
+		for _, target := range []string{"#lobby:elsewhere.example", "!abcdef:elsewhere.example"} {
+			s.Do("POST", "/_matrix/client/v3/join/"+url.PathEscape(target), alice.Token, map[string]any{}).Expect(t, 403, "M_FORBIDDEN")
+			s.Do("POST", "/_matrix/client/v3/knock/"+url.PathEscape(target), alice.Token, map[string]any{}).Expect(t, 403, "M_FORBIDDEN")
+		}
+		s.Do("POST", "/_matrix/client/v3/rooms/"+url.PathEscape(room)+"/invite", alice.Token, map[string]string{"user_id": "@bob:elsewhere.example"}).Expect(t, 403, "M_FORBIDDEN")
+		// Unknown local rooms and aliases are still 404.
+		s.Do("POST", "/_matrix/client/v3/join/"+url.PathEscape("#nope:aula.test"), alice.Token, map[string]any{}).Expect(t, 404, "M_NOT_FOUND")
+		// No server-to-server API at all.
+		for _, p := range []string{"/_matrix/federation/v1/version", "/_matrix/key/v2/server", "/.well-known/matrix/server"} {
+			s.Do("GET", p, "", nil).Expect(t, 404, "M_UNRECOGNIZED")
+		}
+	})
+}

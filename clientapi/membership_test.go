@@ -85,10 +85,13 @@ func TestJoinErrors(t *testing.T) {
 		confExpectError(t, "join by ID", s.Do("POST", "/_matrix/client/v3/join/"+confEsc(private), bob.Token, nil), 403, "M_FORBIDDEN")
 		confExpectError(t, "join by alias", s.Do("POST", "/_matrix/client/v3/join/"+confEsc("#private:aula.test"), bob.Token, nil), 403, "M_FORBIDDEN")
 
-		// Unknown rooms and aliases: 404.
-		for _, target := range []string{"!nosuchroom:aula.test", "!nosuchroom:elsewhere.example", "#nosuch:aula.test",
-			"#private:elsewhere.example", "!" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"} {
+		// Unknown rooms and aliases: 404; those of other servers: 403, since
+		// this server does not federate.
+		for _, target := range []string{"!nosuchroom:aula.test", "#nosuch:aula.test", "!" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"} {
 			confExpectError(t, "join "+target, s.Do("POST", "/_matrix/client/v3/join/"+confEsc(target), bob.Token, nil), 404, "M_NOT_FOUND")
+		}
+		for _, target := range []string{"!nosuchroom:elsewhere.example", "#private:elsewhere.example"} {
+			confExpectError(t, "join "+target, s.Do("POST", "/_matrix/client/v3/join/"+confEsc(target), bob.Token, nil), 403, "M_FORBIDDEN")
 		}
 		confExpectError(t, "rooms/join unknown", mbPost(s, bob, "!nosuchroom:aula.test", "join", nil), 404, "M_NOT_FOUND")
 

@@ -22,6 +22,9 @@ func (s *Server) ResolveRoom(ctx context.Context, roomIDOrAlias string) (string,
 	if !strings.HasPrefix(roomIDOrAlias, "#") {
 		return roomIDOrAlias, nil
 	}
+	if _, server, _ := strings.Cut(roomIDOrAlias, ":"); server != s.cfg.ServerName {
+		return "", errNoFederation(roomIDOrAlias)
+	}
 	roomID, err := s.db.AliasRoom(ctx, roomIDOrAlias)
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", mxerr.NotFound("Room alias %s not found", roomIDOrAlias)
@@ -141,10 +144,23 @@ func (s *Server) lockForSelfMember(ctx context.Context, membership, userID, room
 		return nil, nil, err
 	}
 	r, err := s.lockRoom(ctx, roomID)
+	if e, ok := mxerr.As(err); ok && e.Status == http.StatusNotFound {
+		// A room this server does not have, named with another server's
+		// domain, could only be reached over federation.
+		if _, server, ok := strings.Cut(roomID, ":"); ok && server != s.cfg.ServerName {
+			return nil, nil, errNoFederation(roomID)
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	return r, content, nil
+}
+
+// errNoFederation is the answer for rooms and users on other servers:
+// this server never talks to them, so it refuses at once.
+func errNoFederation(what string) *mxerr.Error {
+	return mxerr.Forbidden("Federation is disabled on this server: %s is on another server", what)
 }
 
 // selfMemberContent is the content of a join or knock: the user's profile,
