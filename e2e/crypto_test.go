@@ -226,9 +226,8 @@ type cryptoClient struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	waiters sync.WaitGroup // goroutines waiting for a megolm session
-	stopped chan struct{}  // closed when the loop has returned
-	loopErr error          // the loop's result, read after stopped
-	stop    func()
+	loopRun
+	stop func()
 }
 
 // startCryptoClient gives cli a fresh olm account, uploads its device and
@@ -239,7 +238,7 @@ func startCryptoClient(t *testing.T, name string, cli *mautrix.Client) *cryptoCl
 	c := &cryptoClient{
 		name: name, cli: cli, logs: &lineLog{},
 		members: make(chan seen, 1000), messages: make(chan seen, 1000), failures: make(chan undecryptable, 100),
-		synced: make(chan struct{}), stopped: make(chan struct{}),
+		synced:     make(chan struct{}),
 		membership: map[id.RoomID]map[id.UserID]event.Membership{},
 	}
 	c.rec = &syncRecorder{next: http.DefaultTransport}
@@ -253,10 +252,7 @@ func startCryptoClient(t *testing.T, name string, cli *mautrix.Client) *cryptoCl
 		}
 	})
 
-	state := mautrix.NewMemoryStateStore().(*mautrix.MemoryStateStore)
-	// mautrix v0.26.0's NewMemoryStateStore leaves this map nil, and the
-	// first m.room.join_rules event would panic the sync loop.
-	state.JoinRules = map[id.RoomID]*event.JoinRulesEventContent{}
+	state := newStateStore()
 	cli.StateStore = state
 	log := zerolog.New(zerolog.ConsoleWriter{Out: c.logs, NoColor: true, TimeFormat: "15:04:05.000"}).
 		Level(zerolog.DebugLevel).With().Timestamp().Str("client", name).Logger()
@@ -273,14 +269,7 @@ func startCryptoClient(t *testing.T, name string, cli *mautrix.Client) *cryptoCl
 	syncer := mautrix.NewDefaultSyncer()
 	var once sync.Once
 	cli.Syncer = failFastSyncer{DefaultSyncer: syncer, processed: func() { once.Do(func() { close(c.synced) }) }}
-	pass := func(ch chan seen) mautrix.EventHandler {
-		return func(_ context.Context, evt *event.Event) {
-			select {
-			case ch <- seen{evt: evt, at: time.Now()}:
-			case <-c.ctx.Done():
-			}
-		}
-	}
+	pass := func(ch chan seen) mautrix.EventHandler { return passTo(c.ctx, ch) }
 	// cryptohelper's order: to-device events, device lists and key counts
 	// first, then the state store, then membership changes (which
 	// invalidate the room's outbound session), then decryption.
@@ -293,24 +282,16 @@ func startCryptoClient(t *testing.T, name string, cli *mautrix.Client) *cryptoCl
 	syncer.OnEventType(event.EventEncrypted, func(ctx context.Context, evt *event.Event) { c.decrypt(ctx, syncer, evt) })
 	syncer.OnEventType(event.EventMessage, pass(c.messages))
 
-	go func() {
-		defer close(c.stopped)
-		c.loopErr = cli.SyncWithContext(c.ctx)
-	}()
+	c.run(c.ctx, cli)
 	var stopOnce sync.Once
 	c.stop = func() {
 		stopOnce.Do(func() {
-			cli.StopSync()
-			c.cancel()
-			select {
-			case <-c.stopped:
-			case <-time.After(syncWait):
-				t.Errorf("%s: the sync loop did not stop within %v", name, syncWait)
+			if !c.halt(t, name, cli, c.cancel) {
 				return
 			}
 			c.waiters.Wait()
 			c.mach.Destroy()
-			if c.loopErr != nil && !errors.Is(c.loopErr, context.Canceled) {
+			if c.failed() {
 				t.Errorf("%s: the sync loop ended with %v", name, c.loopErr)
 			}
 		})

@@ -58,8 +58,7 @@ func newKeyDevice(t *testing.T, name string, cli *mautrix.Client) *keyDevice {
 			d.logs.dump(t, name, 60)
 		}
 	})
-	state := mautrix.NewMemoryStateStore().(*mautrix.MemoryStateStore)
-	state.JoinRules = map[id.RoomID]*event.JoinRulesEventContent{} // see startCryptoClient
+	state := newStateStore()
 	cli.StateStore = state
 	log := zerolog.New(zerolog.ConsoleWriter{Out: d.logs, NoColor: true, TimeFormat: "15:04:05.000"}).
 		Level(zerolog.DebugLevel).With().Timestamp().Str("client", name).Logger()

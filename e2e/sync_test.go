@@ -185,11 +185,10 @@ type syncLoop struct {
 	handlerErrs                                chan error
 	synced                                     chan struct{} // closed after the first sync was processed
 
-	ctx     context.Context
-	cancel  context.CancelFunc
-	stopped chan struct{} // closed when the loop has returned
-	loopErr error         // the loop's result, read after stopped
-	stop    func()
+	ctx    context.Context
+	cancel context.CancelFunc
+	loopRun
+	stop func()
 }
 
 // startSyncLoop switches cli to a long-poll capable recording transport,
@@ -201,11 +200,7 @@ func startSyncLoop(t *testing.T, name string, cli *mautrix.Client, autoJoin bool
 	t.Helper()
 	rec := &syncRecorder{next: http.DefaultTransport}
 	cli.Client = &http.Client{Timeout: syncHTTPTimeout, Transport: rec}
-	store := mautrix.NewMemoryStateStore().(*mautrix.MemoryStateStore)
-	// mautrix v0.26.0's NewMemoryStateStore leaves this map nil, and the
-	// first m.room.join_rules event would panic the sync loop.
-	store.JoinRules = map[id.RoomID]*event.JoinRulesEventContent{}
-	cli.StateStore = store
+	cli.StateStore = newStateStore()
 	syncer := mautrix.NewDefaultSyncer()
 	syncer.FilterJSON = elementFilter()
 
@@ -213,19 +208,12 @@ func startSyncLoop(t *testing.T, name string, cli *mautrix.Client, autoJoin bool
 		name: name, cli: cli, rec: rec,
 		members: make(chan seen, 1000), messages: make(chan seen, 1000), names: make(chan seen, 1000),
 		typing: make(chan seen, 1000), receipts: make(chan seen, 1000),
-		handlerErrs: make(chan error, 100), synced: make(chan struct{}), stopped: make(chan struct{}),
+		handlerErrs: make(chan error, 100), synced: make(chan struct{}),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	var once sync.Once
 	cli.Syncer = failFastSyncer{DefaultSyncer: syncer, processed: func() { once.Do(func() { close(l.synced) }) }}
-	pass := func(ch chan seen) mautrix.EventHandler {
-		return func(_ context.Context, evt *event.Event) {
-			select {
-			case ch <- seen{evt: evt, at: time.Now()}:
-			case <-l.ctx.Done():
-			}
-		}
-	}
+	pass := func(ch chan seen) mautrix.EventHandler { return passTo(l.ctx, ch) }
 	syncer.OnEvent(cli.StateStoreSyncHandler)
 	syncer.OnEventType(event.StateMember, func(ctx context.Context, evt *event.Event) {
 		// The state store keeps the parsed content and JoinRoomByID
@@ -248,22 +236,11 @@ func startSyncLoop(t *testing.T, name string, cli *mautrix.Client, autoJoin bool
 	syncer.OnEventType(event.StateRoomName, pass(l.names))
 	syncer.OnEventType(event.EphemeralEventTyping, pass(l.typing))
 	syncer.OnEventType(event.EphemeralEventReceipt, pass(l.receipts))
-	go func() {
-		defer close(l.stopped)
-		l.loopErr = cli.SyncWithContext(l.ctx)
-	}()
+	l.run(l.ctx, cli)
 	var stopOnce sync.Once
 	l.stop = func() {
 		stopOnce.Do(func() {
-			cli.StopSync()
-			l.cancel()
-			select {
-			case <-l.stopped:
-			case <-time.After(syncWait):
-				t.Errorf("%s: the sync loop did not stop within %v", name, syncWait)
-				return
-			}
-			if l.loopErr != nil && !errors.Is(l.loopErr, context.Canceled) {
+			if l.halt(t, name, cli, l.cancel) && l.failed() {
 				t.Errorf("%s: the sync loop ended with %v", name, l.loopErr)
 				rec.dump(t, name, 3)
 			}
@@ -271,6 +248,61 @@ func startSyncLoop(t *testing.T, name string, cli *mautrix.Client, autoJoin bool
 	}
 	t.Cleanup(l.stop)
 	return l
+}
+
+// loopRun is a running mautrix sync loop.
+type loopRun struct {
+	stopped chan struct{} // closed when the loop has returned
+	loopErr error         // the loop's result, read after stopped
+}
+
+// run starts cli's sync loop, which runs until ctx ends.
+func (lr *loopRun) run(ctx context.Context, cli *mautrix.Client) {
+	lr.stopped = make(chan struct{})
+	go func() {
+		defer close(lr.stopped)
+		lr.loopErr = cli.SyncWithContext(ctx)
+	}()
+}
+
+// halt stops the loop and waits for it to return; false (and a test
+// error) when it does not within syncWait.
+func (lr *loopRun) halt(t *testing.T, name string, cli *mautrix.Client, cancel context.CancelFunc) bool {
+	cli.StopSync()
+	cancel()
+	select {
+	case <-lr.stopped:
+		return true
+	case <-time.After(syncWait):
+		t.Errorf("%s: the sync loop did not stop within %v", name, syncWait)
+		return false
+	}
+}
+
+// failed reports whether the loop ended with an error other than being
+// stopped.
+func (lr *loopRun) failed() bool {
+	return lr.loopErr != nil && !errors.Is(lr.loopErr, context.Canceled)
+}
+
+// newStateStore returns mautrix's memory state store, ready for use:
+// v0.26.0's NewMemoryStateStore leaves JoinRules nil, and the first
+// m.room.join_rules event would panic the sync loop.
+func newStateStore() *mautrix.MemoryStateStore {
+	store := mautrix.NewMemoryStateStore().(*mautrix.MemoryStateStore)
+	store.JoinRules = map[id.RoomID]*event.JoinRulesEventContent{}
+	return store
+}
+
+// passTo is an event handler that hands each event, with the time it
+// arrived, to ch (until ctx ends).
+func passTo(ctx context.Context, ch chan seen) mautrix.EventHandler {
+	return func(_ context.Context, evt *event.Event) {
+		select {
+		case ch <- seen{evt: evt, at: time.Now()}:
+		case <-ctx.Done():
+		}
+	}
 }
 
 // waitSynced waits until the loop has processed its initial sync.

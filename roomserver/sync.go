@@ -215,21 +215,18 @@ func namedIn(state []storage.Event) bool {
 
 // named reports whether the room has a non-empty name or canonical alias.
 func (s *Server) named(ctx context.Context, roomID string) (bool, error) {
-	for _, k := range []struct{ typ, field string }{{spec.MRoomName, "name"}, {"m.room.canonical_alias", "alias"}} {
-		ev, err := s.db.StateEventAt(ctx, roomID, k.typ, "", 0)
+	var evs []storage.Event
+	for _, typ := range []string{spec.MRoomName, "m.room.canonical_alias"} {
+		ev, err := s.db.StateEventAt(ctx, roomID, typ, "", 0)
 		if errors.Is(err, storage.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return false, err
 		}
-		var c map[string]any
-		_ = json.Unmarshal(ToClientEvent(ev, nil).Content, &c)
-		if v, _ := c[k.field].(string); v != "" {
-			return true, nil
-		}
+		evs = append(evs, ev)
 	}
-	return false, nil
+	return namedIn(evs), nil
 }
 
 // syncState picks the state events of a room's /sync entry (see

@@ -2,6 +2,7 @@ package syncapi
 
 import (
 	"context"
+	"slices"
 	"sort"
 
 	"github.com/aula-chat/aula/storage"
@@ -107,27 +108,11 @@ func (s *Service) deviceListsFor(ctx context.Context, userID string, since, upto
 // after since up to upto: from the notifier's recent events when they
 // reach back that far, otherwise all of them.
 func (n *Notifier) memberChangeRooms(rooms []string, since, upto int64) []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	var out []string
 	for _, id := range rooms {
-		r := n.rooms[id]
-		if r == nil || since < n.start {
-			if since < n.start {
-				out = append(out, id)
-			}
-			continue
-		}
-		evs, _, complete := r.recent.after(since, upto)
-		if !complete {
+		evs, _, complete := n.recentAfter(id, since, upto)
+		if !complete || slices.ContainsFunc(evs, func(e recentEvent) bool { return e.ev.Type == "m.room.member" }) {
 			out = append(out, id)
-			continue
-		}
-		for _, e := range evs {
-			if e.ev.Type == "m.room.member" {
-				out = append(out, id)
-				break
-			}
 		}
 	}
 	return out

@@ -28,14 +28,7 @@ import (
 func (s *Service) fastRoom(ctx context.Context, req Request, roomID string, since Token, upto int64, ignored map[string]bool,
 	typingNow map[string][]string) (jr *JoinedRoom, ok bool, err error) {
 	f := req.Filter
-	s.notifier.mu.Lock()
-	var evs []recentEvent
-	var rcs []storage.Receipt
-	complete := since.Pos >= s.notifier.start // the notifier knows nothing older
-	if r := s.notifier.rooms[roomID]; r != nil && complete {
-		evs, rcs, complete = r.recent.after(since.Pos, upto)
-	}
-	s.notifier.mu.Unlock()
+	evs, rcs, complete := s.notifier.recentAfter(roomID, since.Pos, upto)
 	if !complete {
 		return nil, false, nil
 	}

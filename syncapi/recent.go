@@ -103,6 +103,22 @@ func (r *recent) after(since, upto int64) ([]recentEvent, []storage.Receipt, boo
 	return evs, rcs, true
 }
 
+// recentAfter returns copies of a room's events and receipts after since
+// up to upto from the notifier's memory, and whether memory holds all of
+// them (it knows nothing from before the notifier started).
+func (n *Notifier) recentAfter(roomID string, since, upto int64) ([]recentEvent, []storage.Receipt, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if since < n.start {
+		return nil, nil, false
+	}
+	var r *recent
+	if w := n.rooms[roomID]; w != nil {
+		r = w.recent
+	}
+	return r.after(since, upto)
+}
+
 // maxRecentPresence is how many of the latest presence changes (of all
 // users) the notifier keeps in memory.
 const maxRecentPresence = 1024

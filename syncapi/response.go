@@ -102,7 +102,7 @@ type StrippedList struct {
 	Events []roomserver.StrippedEvent `json:"events"`
 }
 
-// setState puts state events under the key the request asked for.
+// set puts state events under the key the request asked for.
 func (rs *roomState) set(key string, evs []any) {
 	l := &EventList{Events: evs}
 	switch key {
