@@ -640,25 +640,36 @@ func checkDeviceKeys(t *testing.T, s *apitest.Server, token string, user id.User
 // server answered the client's last /keys/upload with, and not zero.
 func checkOneTimeKeyCount(t *testing.T, s *apitest.Server, c *cryptoClient) {
 	t.Helper()
-	up, ok := c.api.last("/keys/upload")
-	if !ok || up.status != http.StatusOK {
-		t.Fatalf("%s: no successful /keys/upload: %+v", c.name, up)
-	}
-	var uploaded mautrix.RespUploadKeys
-	if err := json.Unmarshal(up.respBody, &uploaded); err != nil {
-		t.Fatalf("%s: /keys/upload answer %s: %v", c.name, up.respBody, err)
-	}
-	want := uploaded.OneTimeKeyCounts.SignedCurve25519
-	if want <= 0 {
-		t.Fatalf("%s: /keys/upload answered %s after the client uploaded one-time keys", c.name, up.respBody)
-	}
-	r := s.Do("GET", "/_matrix/client/v3/sync?timeout=0", c.cli.AccessToken, nil).Expect(t, 200, "")
-	counts, _ := r.JSON["device_one_time_keys_count"].(map[string]any)
-	if got, _ := counts["signed_curve25519"].(float64); int(got) != want {
-		t.Errorf("%s: /sync device_one_time_keys_count %v; want signed_curve25519 %d as /keys/upload answered", c.name, counts, want)
-	}
-	if _, ok := r.JSON["device_unused_fallback_key_types"].([]any); !ok {
-		t.Errorf("%s: /sync device_unused_fallback_key_types %v; want a list", c.name, r.JSON["device_unused_fallback_key_types"])
+	// The client's own loop may upload more keys (or others claim some)
+	// between reading its last upload and the raw /sync: compare again
+	// until the two agree or syncWait has passed.
+	deadline := time.Now().Add(syncWait)
+	for {
+		up, ok := c.api.last("/keys/upload")
+		if !ok || up.status != http.StatusOK {
+			t.Fatalf("%s: no successful /keys/upload: %+v", c.name, up)
+		}
+		var uploaded mautrix.RespUploadKeys
+		if err := json.Unmarshal(up.respBody, &uploaded); err != nil {
+			t.Fatalf("%s: /keys/upload answer %s: %v", c.name, up.respBody, err)
+		}
+		want := uploaded.OneTimeKeyCounts.SignedCurve25519
+		if want <= 0 {
+			t.Fatalf("%s: /keys/upload answered %s after the client uploaded one-time keys", c.name, up.respBody)
+		}
+		r := s.Do("GET", "/_matrix/client/v3/sync?timeout=0", c.cli.AccessToken, nil).Expect(t, 200, "")
+		if _, ok := r.JSON["device_unused_fallback_key_types"].([]any); !ok {
+			t.Fatalf("%s: /sync device_unused_fallback_key_types %v; want a list", c.name, r.JSON["device_unused_fallback_key_types"])
+		}
+		counts, _ := r.JSON["device_one_time_keys_count"].(map[string]any)
+		got, _ := counts["signed_curve25519"].(float64)
+		if int(got) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: /sync device_one_time_keys_count %v; want signed_curve25519 %d as /keys/upload answered", c.name, counts, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
