@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/aula-chat/aula/account"
+	"github.com/aula-chat/aula/admin"
 	"github.com/aula-chat/aula/auth"
 	"github.com/aula-chat/aula/config"
 	"github.com/aula-chat/aula/internal/mxerr"
@@ -21,18 +22,19 @@ import (
 
 // API serves the client-server API. Build it with New.
 type API struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	auth    *auth.Service
-	account *account.Service
-	push    *push.Service
-	sync    *syncapi.Service
-	rooms   *roomserver.Server
-	typing  *typing.Tracker
-	keys    *keys.Service
-	backup  *keys.Backup // server-side key backups (roomkeys.go)
-	router  *mux.Router
-	proxies []netip.Prefix // http.trusted_proxies
+	cfg      *config.Config
+	log      *slog.Logger
+	auth     *auth.Service
+	account  *account.Service
+	push     *push.Service
+	sync     *syncapi.Service
+	rooms    *roomserver.Server
+	typing   *typing.Tracker
+	keys     *keys.Service
+	backup   *keys.Backup // server-side key backups (roomkeys.go)
+	adminSvc *admin.Service
+	router   *mux.Router
+	proxies  []netip.Prefix // http.trusted_proxies
 }
 
 // Services are the services the HTTP layer calls.
@@ -45,12 +47,14 @@ type Services struct {
 	Typing  *typing.Tracker
 	Keys    *keys.Service
 	Backup  *keys.Backup
+	Admin   *admin.Service
 }
 
 // New builds the HTTP handler for the whole server.
 func New(cfg *config.Config, log *slog.Logger, s Services) *API {
 	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync, rooms: s.Rooms, typing: s.Typing, keys: s.Keys}
 	a.backup = s.Backup
+	a.adminSvc = s.Admin
 	for _, p := range cfg.HTTP.TrustedProxies {
 		if prefix, err := config.ParseProxy(p); err == nil { // Validate reported bad ones
 			a.proxies = append(a.proxies, prefix)
@@ -249,6 +253,9 @@ func (a *API) routes() *mux.Router {
 
 	// Search (search.go).
 	v3.Handle("/search", a.authed(a.search)).Methods("POST")
+
+	// Admin API, Synapse-compatible paths (admin.go): every route uses a.admin.
+	root.Handle("/_synapse/admin/v2/users/{userId}", a.admin(a.adminGetUser)).Methods("GET")
 
 	return root
 }

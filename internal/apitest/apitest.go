@@ -186,6 +186,17 @@ func (s *Server) Register(localpart, password string) User {
 	return User{ID: r.String("user_id"), Token: r.String("access_token"), DeviceID: r.String("device_id"), Password: password}
 }
 
+// RegisterAdmin creates an account like Register and makes it a server
+// admin.
+func (s *Server) RegisterAdmin(localpart, password string) User {
+	s.T.Helper()
+	u := s.Register(localpart, password)
+	if err := s.App.DB.SetAdmin(context.Background(), u.ID, true); err != nil {
+		s.T.Fatalf("make %s admin: %v", u.ID, err)
+	}
+	return u
+}
+
 // Login logs in with a password and returns the new device's session.
 func (s *Server) Login(localpart, password string) User {
 	s.T.Helper()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aula-chat/aula/account"
+	"github.com/aula-chat/aula/admin"
 	"github.com/aula-chat/aula/auth"
 	"github.com/aula-chat/aula/clientapi"
 	"github.com/aula-chat/aula/config"
@@ -93,6 +94,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		Typing:  typingTracker,
 		Keys:    keys.New(db, cfg.ServerName),
 		Backup:  keys.NewBackup(db),
+		Admin:   admin.New(db, cfg.ServerName),
 	})
 	return &App{Config: cfg, DB: db, Auth: authSvc, Typing: typingTracker, Sync: syncSvc, Handler: api, log: log}, nil
 }
