@@ -147,7 +147,10 @@ func (s *Server) build(r *room, p proto, now time.Time) (gomatrixserverlib.PDU, 
 	if err := b.AddAuthEvents(auth); err != nil {
 		return nil, mxerr.BadJSON("%v", err)
 	}
-	ev, err := b.Build(now, s.serverName, s.key.ID, s.key.Private)
+	ev, ok := buildFast(b, r.version, now, s.serverName, s.key.ID, s.key.Private)
+	if !ok {
+		ev, err = b.Build(now, s.serverName, s.key.ID, s.key.Private)
+	}
 	var invalid gomatrixserverlib.EventValidationError
 	if errors.As(err, &invalid) && invalid.Code == gomatrixserverlib.EventValidationTooLarge {
 		return nil, mxerr.TooLarge("%s", invalid.Message) // the whole event, its type or state key

@@ -144,24 +144,54 @@ func (e engine) searchHighlight(n int) string {
 	return "highlight(event_search, 0, char(2), char(3))"
 }
 
-// insertIndexed runs insert, a statement that stores an event with its
-// stream position as parameter $1 (args holds the parameters), and, unless
-// text is empty, indexes text (searchText) under that position. PostgreSQL
-// takes both rows in one statement, the index row's insert in a WITH ahead
-// of the event's: every statement is a round trip to the server, which
-// costs the two processes more than the index row itself. SQLite runs in
-// the process and takes two statements.
-func (e engine) insertIndexed(ctx context.Context, tx *Tx, insert string, args []any, text string) error {
-	if text != "" && e == enginePostgres {
-		insert = "WITH indexed AS (INSERT INTO event_search (rowid, value) VALUES ($1, $" + strconv.Itoa(len(args)+1) + ")) " + insert
-		args = append(args, text)
+// insertEvent runs insert, a statement that stores an event with its
+// stream position as parameter $1 (args holds the parameters). Unless text
+// is empty it also indexes text (searchText) under that position, and
+// unless txn is nil it records the client's transaction ID, returning
+// ErrDuplicateTxn if the ID was used before. PostgreSQL takes all rows in
+// one statement, the other inserts in a WITH ahead of the event's: every
+// statement is a round trip to the server, which costs the two processes
+// more than the rows themselves. SQLite runs in the process and takes one
+// statement per row.
+func (e engine) insertEvent(ctx context.Context, tx *Tx, insert string, args []any, text string, txn *Txn, eventID string, now int64) error {
+	if e == enginePostgres {
+		var with []string
+		if text != "" {
+			with = append(with, "indexed AS (INSERT INTO event_search (rowid, value) VALUES ($1, $"+strconv.Itoa(len(args)+1)+"))")
+			args = append(args, text)
+		}
+		if txn != nil {
+			n := len(args)
+			with = append(with, fmt.Sprintf("txn AS (INSERT INTO event_txns (user_id, device_id, txn_id, event_id, created_ts) VALUES ($%d, $%d, $%d, $%d, $%d))", n+1, n+2, n+3, n+4, n+5))
+			args = append(args, txn.UserID, txn.DeviceID, txn.TxnID, eventID, now)
+		}
+		if len(with) > 0 {
+			insert = "WITH " + strings.Join(with, ", ") + " " + insert
+		}
+		_, err := tx.ExecContext(ctx, insert, args...)
+		var pqErr *pq.Error
+		if txn != nil && errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "event_txns_pkey" {
+			return ErrDuplicateTxn
+		}
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
 		return err
 	}
-	if text != "" && e != enginePostgres {
+	if text != "" {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO event_search (rowid, value) VALUES ($1, $2)`, args[0], text); err != nil {
 			return err
+		}
+	}
+	if txn != nil {
+		res, err := tx.ExecContext(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id, created_ts)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, device_id, txn_id) DO NOTHING`,
+			txn.UserID, txn.DeviceID, txn.TxnID, eventID, now)
+		if err != nil {
+			return fmt.Errorf("storage: record transaction: %w", err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return ErrDuplicateTxn
 		}
 	}
 	return nil

@@ -105,11 +105,18 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 			if err != nil {
 				return err
 			}
-			if err := db.engine.insertIndexed(ctx, tx, `INSERT INTO events
+			var txn *Txn
+			if ev.Txn.UserID != "" {
+				txn = &ev.Txn
+			}
+			if err := db.engine.insertEvent(ctx, tx, `INSERT INTO events
 				(stream_pos, event_id, room_id, depth, type, state_key, sender, origin_server_ts, json)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 				[]any{pos, ev.EventID, ev.RoomID, ev.Depth, ev.Type, nullStringPtr(ev.StateKey), ev.Sender, ev.OriginTS, string(ev.JSON)},
-				searchText(ev.Type, ev.JSON)); err != nil {
+				searchText(ev.Type, ev.JSON), txn, ev.EventID, now); err != nil {
+				if errors.Is(err, ErrDuplicateTxn) {
+					return err
+				}
 				if isUniqueViolation(err) {
 					return ErrConflict
 				}
@@ -118,17 +125,6 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 			if ev.StateKey != nil {
 				if err := updateState(ctx, tx, ev); err != nil {
 					return err
-				}
-			}
-			if ev.Txn.UserID != "" {
-				res, err := tx.ExecContext(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id, created_ts)
-					VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, device_id, txn_id) DO NOTHING`,
-					ev.Txn.UserID, ev.Txn.DeviceID, ev.Txn.TxnID, ev.EventID, now)
-				if err != nil {
-					return fmt.Errorf("storage: record transaction: %w", err)
-				}
-				if n, err := res.RowsAffected(); err == nil && n == 0 {
-					return ErrDuplicateTxn
 				}
 			}
 			if ev.Redacts != "" && ev.RedactedJSON != nil {

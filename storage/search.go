@@ -14,7 +14,7 @@ import (
 // call its key rowid, so both engines share one query text): the text
 // itself (value) and, on PostgreSQL, its tsvector (a generated column). The
 // Go write path keeps it, without triggers: PersistEvents indexes an
-// event's searchText as it stores the event (insertIndexed), and a
+// event's searchText as it stores the event (insertEvent), and a
 // redaction drops the redacted event's row. Events are never deleted. See
 // the 0005_search and 0006_search_text migrations.
 
