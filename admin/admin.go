@@ -38,6 +38,30 @@ type User struct {
 	Devices     int          `json:"devices"`
 	ThreePIDs   []ThreePID   `json:"threepids"`
 	External    []ExternalID `json:"external_ids"`
+	// Consent state (issue 6), as Synapse reports it.
+	Consent
+}
+
+// Consent is a user's terms-of-service consent as Synapse's user admin API
+// shows it: the version agreed to last (null: never) and when (ms), and the
+// version whose consent notice was sent last.
+type Consent struct {
+	ConsentVersion          *string `json:"consent_version"`
+	ConsentTS               *int64  `json:"consent_ts"`
+	ConsentServerNoticeSent *string `json:"consent_server_notice_sent"`
+}
+
+// consentOf reads userID's consent state.
+func (s *Service) consentOf(ctx context.Context, userID string) (Consent, error) {
+	st, err := s.db.ConsentStateOf(ctx, userID)
+	if err != nil {
+		return Consent{}, err
+	}
+	c := Consent{ConsentVersion: optional(st.Version), ConsentServerNoticeSent: optional(st.NoticeSent)}
+	if st.Version != "" {
+		c.ConsentTS = &st.TS
+	}
+	return c, nil
 }
 
 // ThreePID is an email address (or phone number) bound to an account.
@@ -67,18 +91,53 @@ func (s *Service) User(ctx context.Context, userID string) (*User, error) {
 	if err != nil {
 		return nil, err
 	}
+	erased, err := s.db.IsErased(ctx, userID) // privacy (erase.go)
+	if err != nil {
+		return nil, err
+	}
+	consent, err := s.consentOf(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	threePIDs, external, err := s.ssoIdentities(ctx, userID) // single sign-on (issue 5)
+	if err != nil {
+		return nil, err
+	}
 	return &User{
+		Consent:     consent,
 		Name:        u.UserID,
 		Admin:       u.IsAdmin,
 		Deactivated: u.Deactivated,
+		Erased:      erased,
 		UserType:    optional(u.UserType),
 		DisplayName: optional(u.DisplayName),
 		AvatarURL:   optional(u.AvatarURL),
 		CreationTS:  u.CreatedTS,
 		Devices:     len(devices),
-		ThreePIDs:   []ThreePID{},
-		External:    []ExternalID{},
+		ThreePIDs:   threePIDs,
+		External:    external,
 	}, nil
+}
+
+// ssoIdentities returns the user's 3PIDs and provider links (single
+// sign-on, storage/sso.go).
+func (s *Service) ssoIdentities(ctx context.Context, userID string) ([]ThreePID, []ExternalID, error) {
+	pids, err := s.db.ThreePIDs(ctx, userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	links, err := s.db.ExternalIDs(ctx, userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	threePIDs, external := []ThreePID{}, []ExternalID{}
+	for _, p := range pids {
+		threePIDs = append(threePIDs, ThreePID{Medium: p.Medium, Address: p.Address, AddedAt: p.AddedTS})
+	}
+	for _, l := range links {
+		external = append(external, ExternalID{AuthProvider: l.AuthProvider, ExternalID: l.ExternalID})
+	}
+	return threePIDs, external, nil
 }
 
 // optional maps "" to a JSON null.

@@ -63,6 +63,14 @@ type uiaSession struct {
 type uiaSessions struct {
 	mu       sync.Mutex
 	sessions map[string]*uiaSession
+	sso      *SSO // single sign-on, for the m.login.sso stage (nil: none)
+}
+
+// setSSO makes the m.login.sso stage available (sso_uia.go).
+func (u *uiaSessions) setSSO(s *SSO) {
+	u.mu.Lock()
+	u.sso = s
+	u.mu.Unlock()
 }
 
 func newUIASessions() *uiaSessions {
@@ -100,11 +108,18 @@ func (s *Service) checkUIA(ctx context.Context, r UIARequest) (*UIAResult, error
 			return nil, mxerr.BadJSON("auth must be an object")
 		}
 	}
+	flows, err := s.withSSOFlow(ctx, r) // sso_uia.go
+	if err != nil {
+		return nil, err
+	}
+	r.Flows = flows
 	sess, id, err := s.uia.session(dict.Session, r, s.now())
 	if err != nil {
 		return nil, err
 	}
-	if dict.Type != "" {
+	// m.login.sso is completed through its fallback page; submitting it
+	// only asks whether that has happened.
+	if dict.Type != "" && dict.Type != StageSSO {
 		stageErr, fatal := s.completeStage(ctx, r, sess, &dict)
 		if fatal != nil {
 			return nil, fatal

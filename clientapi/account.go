@@ -24,7 +24,8 @@ func (a *API) changePassword(r *http.Request, d *auth.Device) (any, error) {
 // deactivate answers POST /account/deactivate.
 func (a *API) deactivate(r *http.Request, d *auth.Device) (any, error) {
 	var req struct {
-		Auth json.RawMessage `json:"auth"`
+		Auth  json.RawMessage `json:"auth"`
+		Erase bool            `json:"erase"` // also remove the content of every event sent (issue 7)
 	}
 	if err := decodeJSON(r, &req, true); err != nil {
 		return nil, err
@@ -32,14 +33,19 @@ func (a *API) deactivate(r *http.Request, d *auth.Device) (any, error) {
 	if err := a.auth.Deactivate(r.Context(), d, req.Auth); err != nil {
 		return nil, err
 	}
+	// Leave every room, and with erase remove the content of every event
+	// the user sent (admin/erase.go, docs/privacy.md).
+	if err := a.adminOps.AfterDeactivation(r.Context(), d.UserID, req.Erase); err != nil {
+		return nil, err
+	}
 	// Accounts have no third-party identifiers here, so there is nothing to
 	// unbind, and the spec says the result must then be "success".
 	return map[string]string{"id_server_unbind_result": "success"}, nil
 }
 
-// getThreePIDs answers GET /account/3pid: accounts have no third-party
-// identifiers (e-mail, phone) here, since people sign in with their
-// university account.
+// getThreePIDs answers GET /account/3pid: the e-mail addresses single
+// sign-on recorded from the provider's claims (issue 5; users cannot add
+// their own).
 func (a *API) getThreePIDs(r *http.Request, d *auth.Device) (any, error) {
-	return map[string]any{"threepids": []any{}}, nil
+	return a.ssoThreePIDs(r.Context(), d.UserID) // sso.go
 }

@@ -10,9 +10,11 @@ import (
 )
 
 // admin adapts an endpoint of the admin API: like authed, and the user must
-// be a server admin (403 M_FORBIDDEN otherwise, as Synapse answers).
+// be a server admin (403 M_FORBIDDEN otherwise, as Synapse answers). On
+// the admin socket the local operator is an admin without a token
+// (adminsocket.go).
 func (a *API) admin(h authedFunc) http.Handler {
-	return a.authed(func(r *http.Request, d *auth.Device) (any, error) {
+	authed := a.authed(func(r *http.Request, d *auth.Device) (any, error) {
 		ok, err := a.auth.IsAdmin(r.Context(), d.UserID)
 		if err != nil {
 			return nil, err
@@ -21,6 +23,13 @@ func (a *API) admin(h authedFunc) http.Handler {
 			return nil, mxerr.Forbidden("You are not a server admin")
 		}
 		return h(r, d)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d, ok := localOperator(r); ok {
+			a.serveOperator(w, r, d, h)
+			return
+		}
+		authed.ServeHTTP(w, r)
 	})
 }
 

@@ -8,7 +8,7 @@ import (
 )
 
 func TestRoomAliases(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		carol := s.Register("carol", "pw")

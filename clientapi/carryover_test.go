@@ -11,7 +11,7 @@ import (
 // After an upgrade, users find their tags, their room push rule and the
 // room's place in m.direct on the new room when they join it.
 func TestUpgradeCarriesUserState(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		old := s.CreateRoom(alice, map[string]any{"preset": "public_chat", "invite": []string{bob.ID}, "is_direct": true})

@@ -10,7 +10,7 @@ import (
 )
 
 func TestContext(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		room := s.CreateRoom(alice, map[string]any{"preset": "public_chat"})

@@ -145,7 +145,7 @@ func mbStoredEvent(t *testing.T, s *apitest.Server, eventID string) map[string]a
 }
 
 func TestCreateRoomDefaults(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		roomID := s.CreateRoom(alice, map[string]any{})
 		if !strings.HasSuffix(roomID, ":"+apitest.ServerName) {
@@ -169,7 +169,7 @@ func TestCreateRoomDefaults(t *testing.T) {
 		mbContentEq(t, "power levels", evs[2].Content, mbPowerLevels(`{"@alice:aula.test":100}`, 0, 100))
 		mbContentEq(t, "join rules", evs[3].Content, `{"join_rule":"invite"}`)
 		mbContentEq(t, "history visibility", evs[4].Content, `{"history_visibility":"shared"}`)
-		mbContentEq(t, "guest access", evs[5].Content, `{"guest_access":"can_join"}`)
+		mbContentEq(t, "guest access", evs[5].Content, `{"guest_access":"forbidden"}`) // no guests (policy)
 		mbExpectRooms(t, s, alice, roomID)
 
 		// The response is exactly {"room_id": …}; r0 works too.
@@ -181,7 +181,7 @@ func TestCreateRoomDefaults(t *testing.T) {
 }
 
 func TestCreateRoomPresets(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		const private, public = `{"join_rule":"invite"}`, `{"join_rule":"public"}`
@@ -193,14 +193,13 @@ func TestCreateRoomPresets(t *testing.T) {
 			invitePL   int
 			publicJoin bool
 		}{
-			{"no preset or visibility", map[string]any{}, private, "can_join", 0, false},
-			{"private_chat", map[string]any{"preset": "private_chat"}, private, "can_join", 0, false},
+			{"no preset or visibility", map[string]any{}, private, "forbidden", 0, false},
+			{"private_chat", map[string]any{"preset": "private_chat"}, private, "forbidden", 0, false},
 			{"public_chat", map[string]any{"preset": "public_chat"}, public, "forbidden", 50, true},
-			{"visibility public", map[string]any{"visibility": "public"}, public, "forbidden", 50, true},
-			{"visibility private", map[string]any{"visibility": "private"}, private, "can_join", 0, false},
-			{"preset wins over visibility", map[string]any{"visibility": "public", "preset": "private_chat"}, private, "can_join", 0, false},
+			// visibility public is always refused (policy_test.go).
+			{"visibility private", map[string]any{"visibility": "private"}, private, "forbidden", 0, false},
 			{"public preset, private visibility", map[string]any{"visibility": "private", "preset": "public_chat"}, public, "forbidden", 50, true},
-			{"trusted_private_chat", map[string]any{"preset": "trusted_private_chat"}, private, "can_join", 0, false},
+			{"trusted_private_chat", map[string]any{"preset": "trusted_private_chat"}, private, "forbidden", 0, false},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				roomID := s.CreateRoom(alice, tc.body)
@@ -273,7 +272,7 @@ func TestCreateRoomTrustedPrivateChat(t *testing.T) {
 // with initial_state overriding preset events and name and topic
 // overriding initial_state.
 func TestCreateRoomEventOrder(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")
@@ -355,7 +354,7 @@ func TestCreateRoomEventOrder(t *testing.T) {
 // initial_state is stored as given, a topic parameter replaces it with a
 // rich (m.topic) one.
 func TestCreateRoomInitialStateTopic(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		roomID := s.CreateRoom(alice, map[string]any{"preset": "public_chat", "initial_state": []map[string]any{
 			{"type": "m.room.topic", "state_key": "", "content": map[string]any{"topic": "Test Room"}},
@@ -481,7 +480,7 @@ func TestCreateRoomCreationContent(t *testing.T) {
 }
 
 func TestCreateRoomPowerLevelOverride(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 
@@ -536,7 +535,7 @@ func TestCreateRoomPowerLevelOverride(t *testing.T) {
 }
 
 func TestCreateRoomAlias(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		roomID := s.CreateRoom(alice, map[string]any{"preset": "public_chat", "room_alias_name": "pub"})

@@ -63,6 +63,11 @@ func (a *API) authed(h authedFunc) http.Handler {
 			return
 		}
 		setRequester(r, d)
+		if a.consent != nil {
+			// Consent notice (issue 6): sent once per policy version on the
+			// user's first request; afterwards a map lookup, no SQL.
+			a.consent.MaybeNotify(r.Context(), d.UserID)
+		}
 		res, err := h(r, d)
 		a.writeResult(w, r, res, err)
 	})

@@ -297,7 +297,7 @@ func TestSpaceHierarchy(t *testing.T) {
 }
 
 func TestRoomSummary(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		f := newSpaceFixture(t, s)
 		pub := s.CreateRoom(f.alice, map[string]any{"preset": "public_chat", "name": "Public", "room_alias_name": "pub"})
 		wr := s.CreateRoom(f.alice, map[string]any{"name": "Readable", "initial_state": []map[string]any{
@@ -327,8 +327,8 @@ func TestRoomSummary(t *testing.T) {
 			"name": "Room A", "topic": "All about A", "encryption": "m.megolm.v1.aes-sha2", "num_joined_members": 2.0,
 			"join_rule": "invite", "world_readable": false, "room_version": s.Config.Rooms.DefaultVersion,
 		})
-		// guest_can_join follows m.room.guest_access (private_chat sets can_join).
-		if g, ok := summary(f.bob, f.A).JSON["guest_can_join"].(bool); !ok || !g {
+		// guest_can_join follows m.room.guest_access (always forbidden: no guests).
+		if g, ok := summary(f.bob, f.A).JSON["guest_can_join"].(bool); !ok || g {
 			t.Errorf("guest_can_join of A is %v", g)
 		}
 		s.Do("PUT", "/_matrix/client/v3/rooms/"+url.PathEscape(f.A)+"/state/m.room.guest_access/", f.alice.Token, map[string]string{"guest_access": "forbidden"}).Expect(t, 200, "")

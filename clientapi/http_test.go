@@ -213,7 +213,7 @@ func TestUnknownEndpointsAndMethods(t *testing.T) {
 				"/_matrix/client/v3/pushrules", // the spec's path ends in a slash
 				"/_matrix/client/unstable/org.example.msc0000/thing",
 				"/_matrix/client/v3/user/" + me + "/account_data", // no type
-				"/_matrix/media/v3/config",
+				"/_matrix/media/v3/no/such/endpoint",
 				"/elsewhere",
 			} {
 				confExpectError(t, "GET "+p, s.Do("GET", p, tok, nil), 404, "M_UNRECOGNIZED")

@@ -34,7 +34,7 @@ func igMessages(t *testing.T, s *apitest.Server, u apitest.User, room, query str
 }
 
 func TestIgnoredUsersHideEvents(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		carol := s.Register("carol", "pw")

@@ -14,6 +14,7 @@ func (a *API) getLoginFlows(r *http.Request) (any, error) {
 	if a.cfg.PasswordLogin.Enabled {
 		flows = append(flows, map[string]any{"type": auth.StagePassword})
 	}
+	flows = append(flows, a.ssoLoginFlows()...) // m.login.sso and m.login.token (sso.go)
 	return map[string]any{"flows": flows}, nil
 }
 
@@ -28,6 +29,7 @@ type loginRequest struct {
 	DeviceID    string          `json:"device_id"`
 	DisplayName string          `json:"initial_device_display_name"`
 	Refresh     bool            `json:"refresh_token"`
+	Token       string          `json:"token"` // m.login.token
 }
 
 // tokensResponse is the answer to a login, registration or refresh.
@@ -61,8 +63,15 @@ func (a *API) login(r *http.Request) (any, error) {
 	if req.Type == "" {
 		return nil, mxerr.MissingParam("type is required")
 	}
-	if req.Type != auth.StagePassword || !a.cfg.PasswordLogin.Enabled {
+	if req.Type == auth.StageToken {
+		return a.loginWithToken(r, req) // sso.go
+	}
+	if req.Type != auth.StagePassword {
 		return nil, mxerr.New(http.StatusBadRequest, "M_UNKNOWN", "Unsupported login type %q", req.Type)
+	}
+	if !a.cfg.PasswordLogin.Enabled {
+		// A known type this server has switched off: sign-in is by SSO.
+		return nil, mxerr.Forbidden("Password login is disabled on this server; sign in with single sign-on")
 	}
 	if req.Password == nil {
 		return nil, mxerr.MissingParam("password is required")

@@ -243,7 +243,7 @@ func TestLoginPasswordDisabled(t *testing.T) {
 		if flows, ok := r.JSON["flows"].([]any); !ok || len(flows) != 0 {
 			t.Errorf("GET /login with password login off = %s, want an empty flows array", r.Body)
 		}
-		auError(t, "password login when disabled", auLogin(s, "pat", "pat-password", nil), 400, "M_UNKNOWN")
+		auError(t, "password login when disabled", auLogin(s, "pat", "pat-password", nil), 403, "M_FORBIDDEN")
 	})
 }
 

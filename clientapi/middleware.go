@@ -81,9 +81,11 @@ func (a *API) withAccessLog(next http.Handler) http.Handler {
 	})
 }
 
-// clientIP returns the client's address when IP logging is on, else "".
+// clientIP returns the client's address when privacy.store_ip_addresses
+// (or its alias log.ip_addresses) is on, else "": then no IP address
+// reaches the logs or the device records.
 func (a *API) clientIP(r *http.Request) string {
-	if !a.cfg.Log.IPAddresses {
+	if !a.cfg.StoreIPAddresses() {
 		return ""
 	}
 	return a.clientAddr(r)
@@ -164,6 +166,10 @@ func withCORS(next http.Handler) http.Handler {
 // withBodyLimit caps request bodies; readBody turns the overflow into 413.
 func (a *API) withBodyLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isMediaUpload(r) { // limited by media.max_upload_size while streaming (media.go)
+			next.ServeHTTP(w, r)
+			return
+		}
 		if r.ContentLength > a.cfg.HTTP.MaxRequestBytes {
 			writeJSON(w, http.StatusRequestEntityTooLarge,
 				mxerr.TooLarge("Request body is larger than %d bytes", a.cfg.HTTP.MaxRequestBytes).Body())

@@ -91,7 +91,7 @@ func TestRecoverOverRealHTTP(t *testing.T) {
 	// Over a real connection a panic must give the client a response, not a
 	// dropped connection (which net/http would do without withRecover).
 	a, _ := confNewAPI(t, nil)
-	a.router.Handle("/_matrix/client/v3/test-panic", a.public(func(r *http.Request) (any, error) {
+	a.router.root.Handle("/_matrix/client/v3/test-panic", a.public(func(r *http.Request) (any, error) {
 		panic("boom")
 	})).Methods("GET")
 	srv := httptest.NewServer(a)

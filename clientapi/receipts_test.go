@@ -71,7 +71,7 @@ func rcSetup(t *testing.T, s *apitest.Server) rcRoom {
 }
 
 func TestReceipt(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		f := rcSetup(t, s)
 		bob := f.bob.ID
 
@@ -115,7 +115,7 @@ func TestReceipt(t *testing.T) {
 }
 
 func TestReceiptErrors(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		f := rcSetup(t, s)
 		carol := s.Register("carol", "pw")
 		// An event bob cannot see: sent while history was "joined"-only,
@@ -171,7 +171,7 @@ func TestReceiptErrors(t *testing.T) {
 }
 
 func TestThreadedReceipts(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		f := rcSetup(t, s)
 		relates := func(rel, parent string) map[string]any {
 			return map[string]any{"rel_type": rel, "event_id": parent}
@@ -221,7 +221,7 @@ func TestThreadedReceipts(t *testing.T) {
 }
 
 func TestReadMarkers(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		f := rcSetup(t, s)
 		carol := s.Register("carol", "pw")
 		other := s.CreateRoom(f.alice, map[string]any{})
@@ -333,7 +333,7 @@ func TestReadMarkers(t *testing.T) {
 }
 
 func TestTyping(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		f := rcSetup(t, s)
 		carol := s.Register("carol", "pw")
 		tr := s.App.Typing

@@ -39,6 +39,9 @@ func (a *API) sendMessage(r *http.Request, d *auth.Device) (any, error) {
 		_ = json.Unmarshal(content, &c)
 		req.Redacts = c.Redacts
 	}
+	if res, delayed, err := a.maybeDelay(r, req); delayed { // MSC4140 (delayed.go)
+		return res, err
+	}
 	id, err := a.rooms.Send(r.Context(), req)
 	if err == nil {
 		a.markActive(r, d)
@@ -86,9 +89,16 @@ func (a *API) setState(r *http.Request, d *auth.Device) (any, error) {
 	}
 	v := mux.Vars(r)
 	key := v["stateKey"]
-	id, err := a.rooms.Send(r.Context(), roomserver.SendRequest{
+	req := roomserver.SendRequest{
 		RoomID: roomID, Sender: d.UserID, DeviceID: d.DeviceID, Type: v["eventType"], StateKey: &key, Content: content,
-	})
+	}
+	if res, delayed, err := a.maybeDelay(r, req); delayed { // MSC4140 (delayed.go)
+		return res, err
+	}
+	id, err := a.rooms.Send(r.Context(), req)
+	if err == nil && a.calls.Delayed != nil { // MSC4140: others' delayed state for it is void
+		a.calls.Delayed.StateReplaced(r.Context(), roomID, req.Type, key, d.UserID)
+	}
 	return eventIDResult(id, err)
 }
 

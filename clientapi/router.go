@@ -12,8 +12,10 @@ import (
 	"github.com/aula-chat/aula/admin"
 	"github.com/aula-chat/aula/auth"
 	"github.com/aula-chat/aula/config"
+	"github.com/aula-chat/aula/consent"
 	"github.com/aula-chat/aula/internal/mxerr"
 	"github.com/aula-chat/aula/keys"
+	"github.com/aula-chat/aula/media"
 	"github.com/aula-chat/aula/push"
 	"github.com/aula-chat/aula/roomserver"
 	"github.com/aula-chat/aula/syncapi"
@@ -33,8 +35,15 @@ type API struct {
 	keys     *keys.Service
 	backup   *keys.Backup // server-side key backups (roomkeys.go)
 	adminSvc *admin.Service
-	router   *mux.Router
+	adminOps *admin.Ops // groups, export, erasure (admin_groups.go, admin_users.go; issue 7)
+	router   *dispatcher
 	proxies  []netip.Prefix // http.trusted_proxies
+	calls    *calls         // voice and video calls (voip.go, openid.go, delayed.go, rtc.go)
+	// consent: server notices and the consent gate (consent.go, notices.go, consentpage.go)
+	consent *consent.Service
+	media   *media.Service // media repository (media.go, admin_media.go)
+	userDir UserDirectory  // user directory search (userdir.go; issue 7)
+	sso     *auth.SSO      // single sign-on (sso.go; issue 5)
 }
 
 // Services are the services the HTTP layer calls.
@@ -48,6 +57,18 @@ type Services struct {
 	Keys    *keys.Service
 	Backup  *keys.Backup
 	Admin   *admin.Service
+	Calls   CallServices // OpenID tokens and delayed events (calls.go)
+	// Consent: server notices and consent (issue 6).
+	Consent *consent.Service
+
+	// AdminOps: groups, export, erasure (issue 7).
+	AdminOps *admin.Ops
+	// UserDirectory: user directory search (userdir.go; issue 7).
+	UserDirectory UserDirectory
+	// SSO: single sign-on with OpenID Connect (sso.go; issue 5).
+	SSO *auth.SSO
+	// Media: the media repository (media.go, admin_media.go; issue 10).
+	Media *media.Service
 }
 
 // New builds the HTTP handler for the whole server.
@@ -55,12 +76,18 @@ func New(cfg *config.Config, log *slog.Logger, s Services) *API {
 	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync, rooms: s.Rooms, typing: s.Typing, keys: s.Keys}
 	a.backup = s.Backup
 	a.adminSvc = s.Admin
+	a.adminOps = s.AdminOps
+	a.userDir = s.UserDirectory // issue 7
+	a.sso = s.SSO               // issue 5
+	a.calls = newCalls(s.Calls)
+	a.consent = s.Consent
+	a.media = s.Media // issue 10
 	for _, p := range cfg.HTTP.TrustedProxies {
 		if prefix, err := config.ParseProxy(p); err == nil { // Validate reported bad ones
 			a.proxies = append(a.proxies, prefix)
 		}
 	}
-	a.router = a.routes()
+	a.router = newDispatcher(a.routes(), a.middlewares())
 	return a
 }
 
@@ -82,7 +109,7 @@ func (a *API) routes() *mux.Router {
 		}
 		writeJSON(w, http.StatusMethodNotAllowed, mxerr.Unrecognized(http.StatusMethodNotAllowed, "Unrecognized request method").Body())
 	})))
-	root.Use(a.withAccessLog, withCORS, a.withRecover, a.withBodyLimit)
+	root.Use(a.middlewares()...)
 
 	root.Handle("/.well-known/matrix/client", a.public(a.getWellKnown)).Methods("GET")
 
@@ -118,6 +145,8 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/publicRooms", a.authed(a.searchPublicRooms)).Methods("POST")
 	v3.Handle("/directory/list/room/{roomId}", a.public(a.getRoomVisibility)).Methods("GET")
 	v3.Handle("/directory/list/room/{roomId}", a.authed(a.setRoomVisibility)).Methods("PUT")
+	// User directory search (userdir.go; issue 7).
+	v3.Handle("/user_directory/search", a.authed(a.searchUserDirectory)).Methods("POST")
 
 	// Devices (devices.go).
 	v3.Handle("/devices", a.authed(a.getDevices)).Methods("GET")
@@ -134,9 +163,9 @@ func (a *API) routes() *mux.Router {
 	// Profile (profile.go).
 	v3.Handle("/profile/{userId}", a.authed(a.getProfile)).Methods("GET")
 	v3.Handle("/profile/{userId}/displayname", a.authed(a.getDisplayName)).Methods("GET")
-	v3.Handle("/profile/{userId}/displayname", a.authed(a.setDisplayName)).Methods("PUT")
+	v3.Handle("/profile/{userId}/displayname", a.gated(a.setDisplayName)).Methods("PUT")
 	v3.Handle("/profile/{userId}/avatar_url", a.authed(a.getAvatarURL)).Methods("GET")
-	v3.Handle("/profile/{userId}/avatar_url", a.authed(a.setAvatarURL)).Methods("PUT")
+	v3.Handle("/profile/{userId}/avatar_url", a.gated(a.setAvatarURL)).Methods("PUT")
 
 	// Account data and filters (accountdata.go).
 	v3.Handle("/user/{userId}/account_data/{type}", a.authed(a.getAccountData)).Methods("GET")
@@ -187,26 +216,30 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/pushrules/global/{kind}/{ruleId}/enabled", a.authed(a.setPushRuleEnabled)).Methods("PUT")
 	v3.Handle("/pushrules/global/{kind}/{ruleId}/actions", a.authed(a.getPushRuleActions)).Methods("GET")
 	v3.Handle("/pushrules/global/{kind}/{ruleId}/actions", a.authed(a.setPushRuleActions)).Methods("PUT")
+	// Pushers and the notification list (issue 11; pushers.go, notifications.go).
+	v3.Handle("/pushers", a.authed(a.getPushers)).Methods("GET")
+	v3.Handle("/pushers/set", a.authed(a.setPusher)).Methods("POST")
+	v3.Handle("/notifications", a.authed(a.getNotifications)).Methods("GET")
 
 	// Rooms (rooms.go).
-	v3.Handle("/createRoom", a.authed(a.createRoom)).Methods("POST")
+	v3.Handle("/createRoom", a.gated(a.createRoom)).Methods("POST")
 	v3.Handle("/joined_rooms", a.authed(a.getJoinedRooms)).Methods("GET")
-	v3.Handle("/join/{roomIdOrAlias}", a.authed(a.joinRoom)).Methods("POST")
-	v3.Handle("/knock/{roomIdOrAlias}", a.authed(a.knockRoom)).Methods("POST")
-	v3.Handle("/rooms/{roomId}/join", a.authed(a.joinRoom)).Methods("POST")
-	v3.Handle("/rooms/{roomId}/leave", a.authed(a.leaveRoom)).Methods("POST")
+	v3.Handle("/join/{roomIdOrAlias}", a.gated(a.joinRoom)).Methods("POST")
+	v3.Handle("/knock/{roomIdOrAlias}", a.gated(a.knockRoom)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/join", a.gated(a.joinRoom)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/leave", a.authed(a.keepNoticeInvite(a.leaveRoom))).Methods("POST")
 	v3.Handle("/rooms/{roomId}/forget", a.authed(a.forgetRoom)).Methods("POST")
-	v3.Handle("/rooms/{roomId}/invite", a.authed(a.inviteUser)).Methods("POST")
-	v3.Handle("/rooms/{roomId}/kick", a.authed(a.kickUser)).Methods("POST")
-	v3.Handle("/rooms/{roomId}/ban", a.authed(a.banUser)).Methods("POST")
-	v3.Handle("/rooms/{roomId}/unban", a.authed(a.unbanUser)).Methods("POST")
-	v3.Handle("/rooms/{roomId}/send/{eventType}/{txnId}", a.authed(a.sendMessage)).Methods("PUT")
-	v3.Handle("/rooms/{roomId}/redact/{eventId}/{txnId}", a.authed(a.redactEvent)).Methods("PUT")
+	v3.Handle("/rooms/{roomId}/invite", a.gated(a.inviteUser)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/kick", a.gated(a.kickUser)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/ban", a.gated(a.banUser)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/unban", a.gated(a.unbanUser)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/send/{eventType}/{txnId}", a.gated(a.sendMessage)).Methods("PUT")
+	v3.Handle("/rooms/{roomId}/redact/{eventId}/{txnId}", a.gated(a.redactEvent)).Methods("PUT")
 	v3.Handle("/rooms/{roomId}/state", a.authed(a.getState)).Methods("GET")
 	v3.Handle("/rooms/{roomId}/state/{eventType}", a.authed(a.getStateEvent)).Methods("GET")
-	v3.Handle("/rooms/{roomId}/state/{eventType}", a.authed(a.setState)).Methods("PUT")
+	v3.Handle("/rooms/{roomId}/state/{eventType}", a.gated(a.setState)).Methods("PUT")
 	v3.Handle("/rooms/{roomId}/state/{eventType}/{stateKey:[^/]*}", a.authed(a.getStateEvent)).Methods("GET")
-	v3.Handle("/rooms/{roomId}/state/{eventType}/{stateKey:[^/]*}", a.authed(a.setState)).Methods("PUT")
+	v3.Handle("/rooms/{roomId}/state/{eventType}/{stateKey:[^/]*}", a.gated(a.setState)).Methods("PUT")
 	v3.Handle("/rooms/{roomId}/event/{eventId}", a.authed(a.getEvent)).Methods("GET")
 	v3.Handle("/rooms/{roomId}/members", a.authed(a.getMembers)).Methods("GET")
 	v3.Handle("/rooms/{roomId}/joined_members", a.authed(a.getJoinedMembers)).Methods("GET")
@@ -232,12 +265,12 @@ func (a *API) routes() *mux.Router {
 
 	// Room aliases (aliases.go).
 	v3.Handle("/directory/room/{roomAlias}", a.authed(a.getRoomAlias)).Methods("GET")
-	v3.Handle("/directory/room/{roomAlias}", a.authed(a.putRoomAlias)).Methods("PUT")
+	v3.Handle("/directory/room/{roomAlias}", a.gated(a.putRoomAlias)).Methods("PUT")
 	v3.Handle("/directory/room/{roomAlias}", a.authed(a.deleteRoomAlias)).Methods("DELETE")
 	v3.Handle("/rooms/{roomId}/aliases", a.authed(a.getRoomAliases)).Methods("GET")
 
 	// Room upgrades (upgrade.go).
-	v3.Handle("/rooms/{roomId}/upgrade", a.authed(a.upgradeRoom)).Methods("POST")
+	v3.Handle("/rooms/{roomId}/upgrade", a.gated(a.upgradeRoom)).Methods("POST")
 
 	// Relations (relations.go).
 	v1.Handle("/rooms/{roomId}/relations/{eventId}", a.authed(a.getRelations)).Methods("GET")
@@ -251,11 +284,72 @@ func (a *API) routes() *mux.Router {
 	root.Handle("/_matrix/client/unstable/im.nheko.summary/summary/{roomIdOrAlias}", a.authed(a.getRoomSummary)).Methods("GET")
 	root.Handle("/_matrix/client/unstable/im.nheko.summary/rooms/{roomIdOrAlias}/summary", a.authed(a.getRoomSummary)).Methods("GET")
 
+	// Voice and video calls (voip.go, openid.go, rtc.go, delayed.go). The
+	// OpenID userinfo endpoint is the one federation path aula serves: the
+	// LiveKit JWT service of Element Call checks users through it.
+	v3.Handle("/voip/turnServer", a.authed(a.turnServer)).Methods("GET")
+	v3.Handle("/user/{userId}/openid/request_token", a.authed(a.requestOpenIDToken)).Methods("POST")
+	root.Handle("/_matrix/federation/v1/openid/userinfo", a.public(a.openIDUserInfo)).Methods("GET")
+	root.Handle("/_matrix/client/unstable/org.matrix.msc4143/rtc/transports", a.authed(a.getRTCTransports)).Methods("GET")
+	msc4140 := prefixed{root, "/_matrix/client/unstable/org.matrix.msc4140"}
+	msc4140.Handle("/delayed_events", a.authed(a.getDelayedEvents)).Methods("GET")
+	msc4140.Handle("/delayed_events/{delayId}", a.public(a.updateDelayedEvent)).Methods("POST")
+	msc4140.Handle("/delayed_events/{delayId}/{action:(?:cancel|restart|send)}", a.public(a.updateDelayedEvent)).Methods("POST")
+
 	// Search (search.go).
 	v3.Handle("/search", a.authed(a.search)).Methods("POST")
 
+	// Media repository (media.go, admin_media.go). Uploads pass the consent
+	// gate and are limited by media.max_upload_size, not the JSON body
+	// limit (isMediaUpload). The legacy /_matrix/media/v3 downloads need no
+	// token and refuse media frozen by media.freeze_unauthenticated.
+	mediaV := prefixed{root, "/_matrix/media/{mediaVersion:(?:v3|r0)}"}
+	mediaV.Handle("/upload", a.gated(a.upload)).Methods("POST")
+	mediaV.Handle("/upload/{serverName}/{mediaId}", a.gated(a.uploadTo)).Methods("PUT")
+	root.Handle("/_matrix/media/v1/create", a.gated(a.createMedia)).Methods("POST")
+	v1.Handle("/media/config", a.authed(a.mediaConfig)).Methods("GET")
+	v1.Handle("/media/preview_url", a.authed(a.previewURL)).Methods("GET")
+	v1.Handle("/media/download/{serverName}/{mediaId}", a.mediaFile(true, a.download(false))).Methods("GET")
+	v1.Handle("/media/download/{serverName}/{mediaId}/{fileName}", a.mediaFile(true, a.download(false))).Methods("GET")
+	v1.Handle("/media/thumbnail/{serverName}/{mediaId}", a.mediaFile(true, a.thumbnail(false))).Methods("GET")
+	mediaV.Handle("/config", a.authed(a.mediaConfig)).Methods("GET")
+	mediaV.Handle("/preview_url", a.authed(a.previewURL)).Methods("GET")
+	mediaV.Handle("/download/{serverName}/{mediaId}", a.mediaFile(false, a.download(true))).Methods("GET")
+	mediaV.Handle("/download/{serverName}/{mediaId}/{fileName}", a.mediaFile(false, a.download(true))).Methods("GET")
+	mediaV.Handle("/thumbnail/{serverName}/{mediaId}", a.mediaFile(false, a.thumbnail(true))).Methods("GET")
+	root.Handle("/_synapse/admin/v1/users/{userId}/media", a.admin(a.adminUserMedia)).Methods("GET")
+	root.Handle("/_synapse/admin/v1/users/{userId}/media", a.admin(a.adminDeleteUserMedia)).Methods("DELETE")
+	root.Handle("/_synapse/admin/v1/media/{serverName}/{mediaId}", a.admin(a.adminDeleteMedia)).Methods("DELETE")
+	root.Handle("/_synapse/admin/v1/media/{serverName}/{mediaId}", a.admin(a.adminMediaInfo)).Methods("GET")
+	root.Handle("/_synapse/admin/v1/media/quarantine/{serverName}/{mediaId}", a.admin(a.adminQuarantineMedia)).Methods("POST")
+	root.Handle("/_synapse/admin/v1/media/unquarantine/{serverName}/{mediaId}", a.admin(a.adminUnquarantineMedia)).Methods("POST")
+	root.Handle("/_synapse/admin/v1/media/delete", a.admin(a.adminPurgeMedia)).Methods("POST")
+	root.Handle("/_synapse/admin/v1/media/{serverName}/delete", a.admin(a.adminPurgeMedia)).Methods("POST")
+
+	// Single sign-on (sso.go; issue 5): HTML pages and redirects for the
+	// browser. Synapse's callback paths are answered too, so a university
+	// moving from Synapse keeps its registered redirect URI.
+	v3.Handle("/login/sso/redirect", a.ssoRedirect()).Methods("GET")
+	v3.Handle("/login/sso/redirect/{idpId:[A-Za-z0-9_.~-]+}", a.ssoRedirect()).Methods("GET")
+	v3.Handle("/auth/m.login.sso/fallback/web", a.ssoFallback()).Methods("GET")
+	root.Handle("/_aula/client/sso/reauth", a.ssoReauth()).Methods("GET")
+	root.Handle(ssoCallbackPath, a.ssoCallback()).Methods("GET", "POST")
+	root.Handle("/_synapse/client/oidc/callback", a.ssoCallback()).Methods("GET", "POST")
+	root.Handle("/_aula/client/oidc/backchannel_logout", a.ssoBackchannelLogout()).Methods("POST")
+	root.Handle("/_synapse/client/oidc/backchannel_logout", a.ssoBackchannelLogout()).Methods("POST")
+
 	// Admin API, Synapse-compatible paths (admin.go): every route uses a.admin.
 	root.Handle("/_synapse/admin/v2/users/{userId}", a.admin(a.adminGetUser)).Methods("GET")
+
+	// Privacy, data rights and prepared groups (admin_users.go, admin_groups.go; issue 7).
+	root.Handle("/_synapse/admin/v1/deactivate/{userId}", a.admin(a.adminDeactivate)).Methods("POST")
+	root.Handle("/_aula/admin/v1/users/{userId}/export", a.adminExport()).Methods("GET")
+	root.Handle("/_aula/admin/v1/groups", a.admin(a.adminCreateGroup)).Methods("POST")
+
+	// Server notices and terms-of-service consent (notices.go, consentpage.go).
+	root.Handle("/_synapse/admin/v1/send_server_notice", a.admin(a.sendServerNotice)).Methods("POST")
+	root.Handle("/_synapse/admin/v1/send_server_notice/{txnId}", a.admin(a.sendServerNotice)).Methods("PUT")
+	root.Handle("/_matrix/consent", a.consentPage()).Methods("GET", "POST")
 
 	return root
 }

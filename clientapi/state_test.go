@@ -170,7 +170,7 @@ func TestStatePowerLevels(t *testing.T) {
 }
 
 func TestStateAccess(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")

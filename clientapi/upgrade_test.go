@@ -74,7 +74,7 @@ func upInviteJoin(t *testing.T, s *apitest.Server, inviter, u apitest.User, room
 // order with their exact content, the old room's closing events, the
 // aliases, and who may do what in each room.
 func TestUpgradeRoom(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")

@@ -11,6 +11,9 @@ import (
 // listed only when the endpoints it requires exist; see the README.
 var supportedVersions = []string{
 	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10",
+	// v1.11 makes clients use authenticated media (media.go): the legacy
+	// unauthenticated downloads refuse media (media.freeze_unauthenticated).
+	"v1.11",
 }
 
 // getVersions answers GET /_matrix/client/versions. The answer does not
@@ -22,14 +25,20 @@ func (a *API) getVersions(r *http.Request) (any, error) {
 		UnstableFeatures map[string]bool `json:"unstable_features"`
 	}{supportedVersions, map[string]bool{
 		"org.matrix.msc4222": true, // state_after in /sync
+		// Delayed events, which Element Call needs (delayed.go).
+		"org.matrix.msc4140": a.calls.Delayed != nil && a.calls.Delayed.Enabled(),
 	}}, nil
 }
 
 // getWellKnown answers GET /.well-known/matrix/client.
 func (a *API) getWellKnown(r *http.Request) (any, error) {
-	return map[string]any{
+	wk := map[string]any{
 		"m.homeserver": map[string]string{"base_url": a.cfg.PublicBaseURL},
-	}, nil
+	}
+	if t := a.rtcTransports(); len(t) > 0 { // Element Call's SFU (rtc.go)
+		wk["org.matrix.msc4143.rtc_foci"] = t
+	}
+	return wk, nil
 }
 
 // getCapabilities answers GET /capabilities.

@@ -28,10 +28,10 @@ func TestVersions(t *testing.T) {
 		if !seen["v1.1"] {
 			t.Errorf("v1.1 not listed: %v", versions)
 		}
-		// Clients switch to authenticated media at v1.11, which aula does
-		// not serve yet.
-		if seen["v1.11"] {
-			t.Errorf("v1.11 listed before authenticated media exists")
+		// Clients switch to authenticated media at v1.11 (media.go); without
+		// it they would use the legacy downloads, which refuse media.
+		if !seen["v1.11"] {
+			t.Errorf("v1.11 not listed: clients would not use authenticated media")
 		}
 		features, ok := r.JSON["unstable_features"].(map[string]any)
 		if !ok {

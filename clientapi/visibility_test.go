@@ -63,7 +63,7 @@ func TestHistoryVisibility(t *testing.T) {
 		},
 	} {
 		t.Run(tc.visibility, func(t *testing.T) {
-			apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+			apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 				alice := s.Register("alice", "correct horse battery")
 				bob := s.Register("bob", "correct horse battery")
 				carol := s.Register("carol", "correct horse battery")
@@ -144,7 +144,7 @@ func boolInt(b bool) int {
 // Visibility is judged by the setting when each event was sent, not by the
 // current one.
 func TestHistoryVisibilityChanges(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, allowPublicRooms, func(t *testing.T, s *apitest.Server) {
 		alice := s.Register("alice", "correct horse battery")
 		bob := s.Register("bob", "correct horse battery")
 		carol := s.Register("carol", "correct horse battery")

@@ -37,6 +37,30 @@ type Config struct {
 	Presence      Presence      `yaml:"presence"`
 	HTTP          HTTP          `yaml:"http"`
 	Log           Log           `yaml:"log"`
+	// Media repository (issue 10; config/media.go).
+	Media Media `yaml:"media"`
+	// Voice and video calls (issue 9; types in calls.go).
+	Turn          Turn          `yaml:"turn"`
+	RTC           RTC           `yaml:"rtc"`
+	DelayedEvents DelayedEvents `yaml:"delayed_events"`
+	// Server notices and terms-of-service consent (issue 6).
+	ServerNotices ServerNotices `yaml:"server_notices"`
+	Consent       Consent       `yaml:"consent"`
+	// User directory search (issue 7).
+	UserDirectory UserDirectory `yaml:"user_directory"`
+	// Single sign-on with OpenID Connect (issue 5, config/oidc.go).
+	OIDCProviders []OIDCProvider `yaml:"oidc_providers"`
+	SSO           SSO            `yaml:"sso"`
+	// Privacy and data rights (issue 7; config/privacy.go).
+	Privacy   Privacy   `yaml:"privacy"`
+	Retention Retention `yaml:"retention"`
+	// Pushers and push gateways (issue 11; config/push.go).
+	Push Push `yaml:"push"`
+	// AdminSocket is the Unix socket the running server serves the admin
+	// API on for local commands (aula group create, aula notice send): a
+	// path, relative ones inside data_dir; "" turns it off. Use
+	// AdminSocketPath for the resolved path.
+	AdminSocket string `yaml:"admin_socket"`
 }
 
 // Registration controls POST /register and shared-secret registration.
@@ -68,10 +92,22 @@ type Login struct {
 	RefreshTokenLifetime Duration `yaml:"refresh_token_lifetime"`
 }
 
-// Rooms holds room defaults.
+// Rooms holds room defaults and the closed-room policy.
 type Rooms struct {
 	// DefaultVersion is the room version of new rooms.
 	DefaultVersion string `yaml:"default_version"`
+	// AllowedJoinRules are the m.room.join_rules values rooms may have
+	// (public is not among them by default: rooms are closed).
+	AllowedJoinRules []string `yaml:"allowed_join_rules"`
+	// AllowWorldReadable lets rooms set history_visibility world_readable.
+	AllowWorldReadable bool `yaml:"allow_world_readable"`
+}
+
+// UserDirectory controls POST /user_directory/search.
+type UserDirectory struct {
+	// SearchAllUsers makes every local user findable, not only those who
+	// share a room with the searcher.
+	SearchAllUsers bool `yaml:"search_all_users"`
 }
 
 // Presence controls online status (m.presence).
@@ -99,8 +135,45 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is text or json.
 	Format string `yaml:"format"`
-	// IPAddresses records client IP addresses in logs and device records.
+	// IPAddresses is the older name of privacy.store_ip_addresses, kept
+	// as an alias so existing files work; use Config.StoreIPAddresses.
 	IPAddresses bool `yaml:"ip_addresses"`
+}
+
+// ServerNotices configures the system account that sends server notices
+// and the per-user notices rooms it creates.
+type ServerNotices struct {
+	// Localpart of the system account (@localpart:server_name). It is
+	// created at start-up if missing and cannot log in.
+	Localpart string `yaml:"localpart"`
+	// DisplayName and AvatarURL (mxc://) of the system account.
+	DisplayName string `yaml:"display_name"`
+	AvatarURL   string `yaml:"avatar_url"`
+	// RoomName is the name of every notices room.
+	RoomName string `yaml:"room_name"`
+	// AutoJoin joins users to their notices room instead of inviting them.
+	AutoJoin bool `yaml:"auto_join"`
+}
+
+// Consent configures terms-of-service consent: the policy users must agree
+// to before they may create or change anything others see.
+type Consent struct {
+	// Enabled turns the consent notice and the gate on.
+	Enabled bool `yaml:"enabled"`
+	// Version is the current policy version; raising it makes every user
+	// agree again.
+	Version string `yaml:"version"`
+	// TemplateDir holds <version>.<lang>.html policy templates; empty uses
+	// the templates built into aula.
+	TemplateDir string `yaml:"template_dir"`
+	// FormSecret is the HMAC key of the personal consent links.
+	FormSecret string `yaml:"form_secret"`
+	// ServerNoticeContent is the notice text; %(consent_uri)s is replaced by
+	// the user's consent link.
+	ServerNoticeContent string `yaml:"server_notice_content"`
+	// BlockEventsError is the error message of blocked requests, with
+	// %(consent_uri)s replaced by the user's consent link.
+	BlockEventsError string `yaml:"block_events_error"`
 }
 
 // Duration is a time.Duration written as "90s", "5m" or "1h" in YAML and
@@ -138,7 +211,11 @@ func Default() *Config {
 		Login: Login{
 			AccessTokenLifetime: Duration(5 * time.Minute),
 		},
-		Rooms: Rooms{DefaultVersion: "11"},
+		Rooms: Rooms{
+			DefaultVersion: "11",
+			// Closed rooms (issue 7): no public join rule by default.
+			AllowedJoinRules: []string{"invite", "knock", "restricted", "knock_restricted"},
+		},
 		Presence: Presence{
 			Enabled: true,
 		},
@@ -147,6 +224,27 @@ func Default() *Config {
 			ShutdownTimeout: Duration(10 * time.Second),
 		},
 		Log: Log{Level: "info", Format: "text"},
+		// Privacy and data rights (privacy.go): no IP addresses, no retention limit.
+		Retention: Retention{PurgeInterval: Duration(time.Hour)},
+		// Pushers (issue 11, push.go): any gateway, no content in pushes.
+		Push: Push{GatewayAllowlist: []string{}},
+		// Admin socket for local commands: <data_dir>/admin.sock.
+		AdminSocket: "admin.sock",
+		// Single sign-on (issue 5, oidc.go): no providers by default.
+		OIDCProviders: []OIDCProvider{},
+		SSO:           SSO{ClientWhitelist: []string{}},
+		// Media repository (issue 10, media.go).
+		Media: defaultMedia(),
+		// Calls (issue 9, calls.go).
+		Turn:          defaultTurn,
+		DelayedEvents: defaultDelayedEvents,
+		// Server notices and consent (issue 6): consent is off unless enabled.
+		ServerNotices: ServerNotices{Localpart: "administrator", DisplayName: "Server Notices", RoomName: "Server Notices"},
+		Consent: Consent{
+			Version:             "1.0",
+			ServerNoticeContent: "To continue using this server you must review and agree to the terms of use and privacy policy at %(consent_uri)s",
+			BlockEventsError:    "To continue using this server you must review and agree to the terms of use and privacy policy at %(consent_uri)s",
+		},
 	}
 }
 
@@ -163,6 +261,9 @@ func devBase() *Config {
 	c := Default()
 	c.ServerName = "localhost"
 	c.Registration.Enabled = true
+	// Show the terms-of-use flow the university runs: a notice, a link,
+	// and no chatting until the user agrees.
+	c.Consent.Enabled = true
 	return c
 }
 

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Key is one leaf of the configuration tree.
@@ -73,6 +75,16 @@ func setFromString(f reflect.Value, val string) error {
 			return fmt.Errorf("%q is not a duration like 30s, 5m or 1h", val)
 		}
 		f.SetInt(int64(d))
+		return nil
+	}
+	// A list of sections (oidc_providers) is written as a YAML flow list,
+	// e.g. [{id: uni, issuer: "https://…", client_id: aula}].
+	if f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct {
+		v := reflect.New(f.Type())
+		if err := yaml.Unmarshal([]byte(val), v.Interface()); err != nil {
+			return fmt.Errorf("is not a YAML list of sections: %v", err)
+		}
+		f.Set(v.Elem())
 		return nil
 	}
 	switch f.Kind() {

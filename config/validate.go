@@ -58,6 +58,10 @@ func (c *Config) Validate() error {
 	if c.SigningKeyPath == "" {
 		bad("signing_key_path", "must be set (default: signing.key in data_dir)")
 	}
+	// Admin socket for local commands (config/adminsocket.go).
+	if msg := c.validateAdminSocket(); msg != "" {
+		bad("admin_socket", "%s", msg)
+	}
 	if c.Registration.SharedSecret != "" && len(c.Registration.SharedSecret) < 16 {
 		bad("registration.shared_secret", "is too short: use at least 16 random characters")
 	}
@@ -82,6 +86,12 @@ func (c *Config) Validate() error {
 	if !slices.Contains(SupportedRoomVersions, c.Rooms.DefaultVersion) {
 		bad("rooms.default_version", "%q is not one of %s", c.Rooms.DefaultVersion, strings.Join(SupportedRoomVersions, ", "))
 	}
+	// Closed rooms (issue 7).
+	for _, r := range c.Rooms.AllowedJoinRules {
+		if !slices.Contains([]string{"public", "invite", "knock", "restricted", "knock_restricted", "private"}, r) {
+			bad("rooms.allowed_join_rules", "%q is not a join rule (public, invite, knock, restricted, knock_restricted, private)", r)
+		}
+	}
 	if c.HTTP.MaxRequestBytes < 65536 {
 		bad("http.max_request_bytes", "%d is below 65536 (one Matrix event may be 65536 bytes)", c.HTTP.MaxRequestBytes)
 	}
@@ -99,6 +109,12 @@ func (c *Config) Validate() error {
 	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
 		bad("log.format", "%q is not text or json", c.Log.Format)
 	}
+	p = append(p, c.validateConsent()...) // server_notices and consent (consent.go)
+	p = append(p, c.Media.validate()...)  // media repository (media.go)
+	p = append(p, c.Push.validate()...)   // pushers (push.go)
+	c.validateSSO(bad)                    // oidc_providers and sso (oidc.go)
+	c.validateCalls(bad)                  // turn, rtc, delayed_events (calls.go)
+	c.validatePrivacy(bad)                // privacy and retention (privacy.go)
 	if len(p) > 0 {
 		return &Error{Problems: p}
 	}

@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/aula-chat/aula/config"
 	"github.com/aula-chat/aula/internal/apitest"
 )
 
@@ -161,7 +162,7 @@ func TestRoomLifecycleWithMautrix(t *testing.T) {
 // TestModerationWithMautrix drives invite, kick, ban and unban through
 // mautrix-go, with their error cases.
 func TestModerationWithMautrix(t *testing.T) {
-	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+	apitest.ForEachServer(t, func(c *config.Config) { c.Rooms.AllowedJoinRules = append(c.Rooms.AllowedJoinRules, "public") }, func(t *testing.T, s *apitest.Server) {
 		alice := register(t, s, "alice", "alice-password")
 		bob := register(t, s, "bob", "bob-password")
 		carol := register(t, s, "carol", "carol-password")

@@ -8,9 +8,13 @@ import (
 	"github.com/aula-chat/aula/storage"
 )
 
-// Service reads and changes users' push rules in storage.
+// Service reads and changes users' push rules and pushers in storage and,
+// once started, evaluates new events: unread counts, the notification list
+// and delivery to push gateways.
 type Service struct {
-	db *storage.DB
+	db     *storage.DB
+	allow  []string // push.gateway_allowlist, set by Start
+	worker *worker  // nil until Start: no evaluation, counts or delivery
 }
 
 // NewService returns the push-rule service.

@@ -28,6 +28,11 @@ func (s *Server) checkLocalAlias(alias string) error {
 // LookupAlias answers GET /directory/room/{roomAlias}.
 func (s *Server) LookupAlias(ctx context.Context, alias string) (string, error) {
 	if err := s.checkLocalAlias(alias); err != nil {
+		// Looking up another server's alias would need federation.
+		if name, server, ok := strings.Cut(strings.TrimPrefix(alias, "#"), ":"); ok && name != "" &&
+			strings.HasPrefix(alias, "#") && server != s.cfg.ServerName {
+			return "", errNoFederation(alias)
+		}
 		return "", err
 	}
 	return s.ResolveRoom(ctx, alias)

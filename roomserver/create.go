@@ -60,6 +60,9 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 		return "", mxerr.New(http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION", "Room version %q is not supported", version)
 	}
 	ver := gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersion(version))
+	if err := s.checkCreatePolicy(req); err != nil { // policy.go
+		return "", err
+	}
 	preset := req.Preset
 	if preset == "" {
 		preset = PresetPrivateChat
@@ -101,6 +104,11 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 	now := time.Now()
 	var built []gomatrixserverlib.PDU
 	add := func(p proto) error {
+		if p.stateKey != nil {
+			if err := s.checkStatePolicy(p.typ, *p.stateKey, p.content); err != nil { // policy.go
+				return err
+			}
+		}
 		ev, err := s.build(r, p, now)
 		if e, ok := mxerr.As(err); ok && e.Code == "M_FORBIDDEN" {
 			// The spec's answer when the request's own state does not pass
@@ -211,10 +219,11 @@ func (s *Server) CreateRoom(ctx context.Context, req CreateRoomRequest) (string,
 		}
 	}
 
-	// 5. Preset state, unless initial_state sets the same key.
-	joinRule, guestAccess := spec.Invite, "can_join"
+	// 5. Preset state, unless initial_state sets the same key. Guest
+	// access is always forbidden: there are no guests (policy.go).
+	joinRule, guestAccess := spec.Invite, "forbidden"
 	if preset == PresetPublicChat {
-		joinRule, guestAccess = spec.Public, "forbidden"
+		joinRule = spec.Public
 	}
 	presetState := []proto{
 		stateProto(req.Creator, spec.MRoomJoinRules, "", map[string]string{"join_rule": joinRule}),
@@ -421,7 +430,7 @@ func (s *Server) checkInvitee(ctx context.Context, userID string) error {
 		return mxerr.InvalidParam("%q is not a user ID", userID)
 	}
 	if _, server, _ := cutUserID(userID); server != s.cfg.ServerName {
-		return mxerr.Forbidden("%s is on another server; this server does not federate", userID)
+		return errNoFederation(userID)
 	}
 	u, err := s.db.User(ctx, userID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Deactivated) {

@@ -100,6 +100,9 @@ type walkEntry struct {
 // if that room has left the tree, after as many rooms as the earlier pages
 // held). Rooms of a page are loaded a space's children at a time.
 func (s *Server) Hierarchy(ctx context.Context, req HierarchyRequest) (Hierarchy, error) {
+	if err := s.checkLocalRoomID(req.RoomID); err != nil { // policy.go
+		return Hierarchy{}, err
+	}
 	limit := req.Limit
 	if limit <= 0 || limit > hierarchyMaxLimit {
 		limit = hierarchyMaxLimit

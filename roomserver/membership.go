@@ -20,7 +20,7 @@ import (
 // ResolveRoom turns a room ID or a local alias into a room ID.
 func (s *Server) ResolveRoom(ctx context.Context, roomIDOrAlias string) (string, error) {
 	if !strings.HasPrefix(roomIDOrAlias, "#") {
-		return roomIDOrAlias, nil
+		return roomIDOrAlias, s.checkLocalRoomID(roomIDOrAlias) // policy.go
 	}
 	if _, server, _ := strings.Cut(roomIDOrAlias, ":"); server != s.cfg.ServerName {
 		return "", errNoFederation(roomIDOrAlias)

@@ -105,6 +105,11 @@ func (s *Server) send(ctx context.Context, req SendRequest, key string) (string,
 	if err != nil {
 		return "", err
 	}
+	if req.StateKey != nil { // the closed-room policy, once the auth rules allow the event
+		if err := s.checkStatePolicy(req.Type, *req.StateKey, req.Content); err != nil { // policy.go
+			return "", err
+		}
+	}
 	if err := s.checkRelation(ctx, r.id, req.Content); err != nil {
 		return "", err
 	}

@@ -179,7 +179,11 @@ func (s *Server) UpgradeRoom(ctx context.Context, req UpgradeRequest) (string, e
 	var rest []proto
 	for _, typ := range upgradeCopiedState {
 		if ev, ok := old.state[gomatrixserverlib.StateKeyTuple{EventType: typ}]; ok {
-			rest = append(rest, proto{sender: req.UserID, typ: typ, stateKey: stateKeyPtr(""), content: ev.Content()})
+			// State the closed-room policy no longer allows becomes its
+			// closed equivalent (policy.go).
+			if content, ok := s.policyStateFallback(typ, ev.Content()); ok {
+				rest = append(rest, proto{sender: req.UserID, typ: typ, stateKey: stateKeyPtr(""), content: content})
+			}
 		}
 	}
 	if roomType(old) == "m.space" {

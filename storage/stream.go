@@ -12,7 +12,9 @@ import (
 // stream continues after the highest position found in any of them, so a
 // new table with a stream_pos column must be listed here (a test checks).
 // Nothing may ever delete the row that holds the highest position.
-var streamTables = []string{"events", "account_data", "push_rules", "receipts", "to_device_inbox", "to_device_deleted", "presence", "device_lists"}
+var streamTables = []string{"events", "account_data", "push_rules", "receipts", "to_device_inbox", "to_device_deleted", "presence", "device_lists",
+	"erased_users", "event_rewrites", // privacy (erase.go)
+}
 
 // stream hands out the positions of the global stream and knows up to
 // where every position has finished. Positions are handed out in memory,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aula-chat/aula/config"
 	"github.com/aula-chat/aula/internal/app"
+	"github.com/aula-chat/aula/internal/devidp"
 	"github.com/aula-chat/aula/internal/logging"
 	"github.com/aula-chat/aula/internal/mxerr"
 )
@@ -32,6 +33,16 @@ Usage:
                               validate FILE and report every problem
   aula create-account --config FILE --user LOCALPART [--admin]
                               create a password account; the password is read from stdin
+  aula notice send --config FILE (--user USER | --all-users) --text TEXT
+                              send a server notice into users' notices rooms
+  aula consent status --config FILE --user USER
+                              show which terms-of-use version a user agreed to, and when
+  aula media purge --config FILE --older-than 90d
+                              delete media not downloaded for that long (avatars are kept)
+  aula group create --config FILE --name NAME --members USER,USER,... [--topic TEXT] [--space] [--creator USER]
+                              create an invite-only room (or space) with the members already joined
+  aula export-user --config FILE --user USER --out FILE.zip
+                              write everything stored about a user to a zip of JSON files
 
 Every configuration key can also be set in the environment as AULA_ + the
 key path in upper case with _ for dots, e.g. AULA_DATABASE.
@@ -58,6 +69,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return checkConfig(args[1:], stdout, stderr)
 		case "create-account":
 			return createAccount(args[1:], stdin, stdout, stderr)
+		case "notice": // server notices (notice.go)
+			return noticeCommand(args[1:], stdout, stderr)
+		case "consent": // terms-of-service consent (consent.go)
+			return consentCommand(args[1:], stdout, stderr)
+		case "media": // media repository maintenance (media.go)
+			return mediaCommand(args[1:], stdout, stderr)
+		case "group": // admin-prepared groups (group.go)
+			return group(args[1:], stdout, stderr)
+		case "export-user": // data export (export.go)
+			return exportUser(args[1:], stdout, stderr)
 		case "help":
 			fmt.Fprint(stdout, usage)
 			return nil
@@ -105,15 +126,25 @@ func serve(args []string, stderr io.Writer) error {
 	defer stop()
 	// After the first signal, a second one ends a slow shutdown at once.
 	context.AfterFunc(ctx, stop)
+	// --dev only: the development identity provider (devidp.go, issue 5).
+	var idp *devidp.Provider
+	if *dev {
+		if idp, err = addDevIdP(cfg); err != nil {
+			return err
+		}
+	}
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	if idp != nil {
+		a.Handler = idp.Mount(a.Handler)
+	}
 	return a.Serve(ctx, func(addr net.Addr) {
 		log.Info("aula is serving", "server_name", cfg.ServerName, "listen", addr.String(), "database", a.DB.Engine())
 		if *dev {
-			fmt.Fprintf(stderr, "\n  aula (development setup) is running.\n  Point Element or Cinny at %s\n  and register an account there.\n\n", cfg.PublicBaseURL)
+			fmt.Fprintf(stderr, "\n  aula (development setup) is running.\n  Point Element or Cinny at %s\n  and register an account there, or sign in with single sign-on\n  (development identity provider: alice/alice, bob/bob, carol/carol).\n\n", cfg.PublicBaseURL)
 		}
 	})
 }

@@ -225,13 +225,13 @@ func (c *client) logout(ctx context.Context, token string) error {
 	return c.call(ctx, "POST", "/_matrix/client/v3/logout", token, map[string]any{}, nil)
 }
 
-// createRoom creates a public room (so that the bench users can join it
-// without invites) and returns its ID.
-func (c *client) createRoom(ctx context.Context, token string) (string, error) {
+// createRoom creates a private room with the given users invited (rooms
+// are closed on aula) and returns its ID.
+func (c *client) createRoom(ctx context.Context, token string, invite []string) (string, error) {
 	var out struct {
 		RoomID string `json:"room_id"`
 	}
-	err := c.call(ctx, "POST", "/_matrix/client/v3/createRoom", token, map[string]any{"preset": "public_chat"}, &out)
+	err := c.call(ctx, "POST", "/_matrix/client/v3/createRoom", token, map[string]any{"preset": "private_chat", "invite": invite}, &out)
 	return out.RoomID, err
 }
 

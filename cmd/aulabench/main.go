@@ -11,7 +11,7 @@
 //	        /account/whoami → POST /logout. Reports login+whoami ops/s and
 //	        the latency of each request separately.
 //	whoami  each worker logs in once, then loops GET /account/whoami.
-//	send    user 0 creates R public rooms (-rooms) that every user joins;
+//	send    user 0 creates R private rooms (-rooms), inviting every user, who joins;
 //	        each worker logs in once, then sends text messages, operation k
 //	        going to room k mod R. Reports events/s and PUT /send latency.
 //	sync-wake, sync-fanout, sync-idle
@@ -342,12 +342,16 @@ func runWhoami(ctx context.Context, c *client, o options, users []string) (*resu
 func runSend(ctx context.Context, c *client, o options, users []string) (*result, error) {
 	setup := c.withTimeout(setupTimeout)
 	tokens := make([]string, len(users))
+	var invite []string // everyone but the rooms' creator
 	for i, u := range users {
 		t, err := setup.login(ctx, u, o.password)
 		if err != nil {
 			return nil, fmt.Errorf("login %s: %w", u, err)
 		}
 		tokens[i] = t.AccessToken
+		if i > 0 {
+			invite = append(invite, t.UserID)
+		}
 	}
 	defer func() {
 		for _, tok := range tokens {
@@ -356,7 +360,7 @@ func runSend(ctx context.Context, c *client, o options, users []string) (*result
 	}()
 	rooms := make([]string, o.rooms)
 	for i := range rooms {
-		id, err := setup.createRoom(ctx, tokens[0])
+		id, err := setup.createRoom(ctx, tokens[0], invite)
 		if err != nil {
 			return nil, fmt.Errorf("create room: %w", err)
 		}

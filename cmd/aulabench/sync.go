@@ -46,7 +46,6 @@ type syncOptions struct {
 	runs        int           // sync-idle: initial syncs
 	pollTimeout time.Duration // the timeout parameter of a long-poll
 	wait        time.Duration // how long to wait for the wake-ups of a message
-	public      bool          // rooms are public and joined without invites
 	presence    string        // set_presence of every /sync ("": left out, the server's default)
 	parkTimeout time.Duration // how long the clients may take to do their initial syncs and park
 }
@@ -57,7 +56,6 @@ func addSyncFlags(fs *flag.FlagSet, o *syncOptions) {
 	fs.IntVar(&o.runs, "runs", 5, "sync-idle: initial syncs measured")
 	fs.DurationVar(&o.pollTimeout, "poll-timeout", 30*time.Second, "sync-wake, sync-fanout: the timeout of each long-polling /sync")
 	fs.DurationVar(&o.wait, "wait", 30*time.Second, "sync-wake, sync-fanout: how long to wait for the wake-ups of a message before counting them missing")
-	fs.BoolVar(&o.public, "public-rooms", false, "sync scenarios: public rooms joined directly (default: private rooms, the creator invites)")
 	fs.StringVar(&o.presence, "set-presence", "", "sync scenarios: set_presence of every /sync: online, offline or unavailable (empty: left out, which the spec defines as online)")
 	fs.DurationVar(&o.parkTimeout, "park-timeout", 10*time.Minute, "sync-wake, sync-fanout: how long the clients may take to do their initial syncs and park")
 }

@@ -124,13 +124,9 @@ func logoutAll(ctx context.Context, c *client, o options, ms []member) {
 
 // createRooms has the owner create n rooms named PREFIX room K.
 func createRooms(ctx context.Context, c *client, o options, owner member, n int, prefix string, log logf) ([]string, error) {
-	preset := "private_chat"
-	if o.sync.public {
-		preset = "public_chat"
-	}
 	rooms := make([]string, n)
 	err := parallel(ctx, n, o.concurrency, "create rooms", log, func(ctx context.Context, i int) error {
-		id, err := c.createRoomPreset(ctx, owner.token, preset, fmt.Sprintf("%s room %d", prefix, i))
+		id, err := c.createRoomPreset(ctx, owner.token, "private_chat", fmt.Sprintf("%s room %d", prefix, i))
 		if err != nil {
 			return fmt.Errorf("create room %d: %w", i, err)
 		}
@@ -141,14 +137,12 @@ func createRooms(ctx context.Context, c *client, o options, owner member, n int,
 }
 
 // joinRooms makes member i join rooms[roomOf(i)]: the owner invites them
-// first unless the rooms are public.
+// first (rooms are closed on aula).
 func joinRooms(ctx context.Context, c *client, o options, owner member, ms []member, rooms []string, roomOf func(int) int, log logf) error {
 	return parallel(ctx, len(ms), o.concurrency, "invite+join", log, func(ctx context.Context, i int) error {
 		room := rooms[roomOf(i)]
-		if !o.sync.public {
-			if err := c.invite(ctx, owner.token, room, ms[i].userID); err != nil {
-				return fmt.Errorf("invite %s into %s: %w", ms[i].userID, room, err)
-			}
+		if err := c.invite(ctx, owner.token, room, ms[i].userID); err != nil {
+			return fmt.Errorf("invite %s into %s: %w", ms[i].userID, room, err)
 		}
 		if err := c.join(ctx, ms[i].token, room); err != nil {
 			return fmt.Errorf("%s joins %s: %w", ms[i].userID, room, err)

@@ -203,7 +203,7 @@ func TestSyncAgainstServer(t *testing.T) {
 		}
 
 		for _, presence := range []string{"", "offline"} {
-			r = bench("-scenario", "sync-fanout", "-users", "3", "-messages", "2", "-public-rooms", "-prefix", "f"+presence,
+			r = bench("-scenario", "sync-fanout", "-users", "3", "-messages", "2", "-prefix", "f"+presence,
 				"-set-presence", presence)
 			if r.Messages != 2 || r.Expected != 6 || r.Received != 6 || r.Missing != 0 || len(r.PerMessage) != 2 {
 				t.Errorf("sync-fanout: %d messages, %d/%d wake-ups, %d per-message rows", r.Messages, r.Received, r.Expected, len(r.PerMessage))

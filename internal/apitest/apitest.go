@@ -276,3 +276,38 @@ func (s *Server) SendText(u User, roomID, body string) string {
 	s.T.Helper()
 	return s.Send(u, roomID, "m.room.message", map[string]string{"msgtype": "m.text", "body": body})
 }
+
+// StartPublic is Start for tests that follow browser redirects back to the
+// server (single sign-on): public_baseurl is set to the server's own
+// loopback URL before the app is built. setup, if not nil, runs with that
+// URL first (it may change c) and returns a wrapper for the handler, e.g.
+// to mount a development identity provider on the same listener.
+func StartPublic(t testing.TB, c *config.Config, setup func(baseURL string, c *config.Config) func(http.Handler) http.Handler) *Server {
+	t.Helper()
+	var handler http.Handler = http.NotFoundHandler()
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	base := "http://" + ts.Listener.Addr().String() + "/"
+	c.PublicBaseURL = base
+	var wrap func(http.Handler) http.Handler
+	if setup != nil {
+		wrap = setup(base, c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := app.New(context.Background(), c, log)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	handler = a.Handler
+	if wrap != nil {
+		handler = wrap(a.Handler)
+	}
+	ts.Start()
+	t.Cleanup(func() {
+		ts.Close()
+		a.Close()
+	})
+	return &Server{URL: strings.TrimSuffix(base, "/"), Config: c, App: a, T: t}
+}

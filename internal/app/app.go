@@ -21,7 +21,11 @@ import (
 	"github.com/aula-chat/aula/auth"
 	"github.com/aula-chat/aula/clientapi"
 	"github.com/aula-chat/aula/config"
+	"github.com/aula-chat/aula/consent"
+	"github.com/aula-chat/aula/delayed"
 	"github.com/aula-chat/aula/keys"
+	"github.com/aula-chat/aula/media"
+	"github.com/aula-chat/aula/openid"
 	"github.com/aula-chat/aula/push"
 	"github.com/aula-chat/aula/roomserver"
 	"github.com/aula-chat/aula/storage"
@@ -36,8 +40,18 @@ type App struct {
 	Auth    *auth.Service
 	Typing  *typing.Tracker // who is typing where (memory only)
 	Sync    *syncapi.Service
+	Consent *consent.Service // server notices and terms-of-service consent
+	Media   *media.Service   // media repository (issue 10)
 	Handler http.Handler
 	log     *slog.Logger
+	Delayed *delayed.Service // MSC4140 delayed events' scheduler
+	Push    *push.Service    // push rules, unread counts, pushers (issue 11)
+	// AdminOps: admin-prepared groups, data export, erasure and retention
+	// (issue 7); Serve runs its retention loop.
+	AdminOps *admin.Ops
+	// AdminSocketHandler serves the admin API to local commands on the
+	// admin socket (admin_socket; adminsocket.go), which Serve opens.
+	AdminSocketHandler http.Handler
 }
 
 // New opens the database, migrates it and builds the services.
@@ -76,16 +90,49 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	// Every committed write reaches /sync's notifier through the change
 	// feed, and every typing change through the tracker's notify.
 	notifier := syncapi.NewNotifier(pos)
-	db.OnChange(notifier.OnChange)
+	// Push rules are evaluated in the background from the same feed
+	// (issue 11); the evaluator sees each change before /sync wakes, and
+	// /sync waits for it before reporting unread counts.
+	pushRules := push.NewService(db)
+	if err := pushRules.Start(ctx, pos, push.Options{GatewayAllowlist: cfg.Push.GatewayAllowlist, IncludeContent: cfg.Push.IncludeContent, Log: log}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	db.OnChange(func(p int64, cs []storage.Change) { pushRules.OnChange(p, cs); notifier.OnChange(p, cs) })
 	typingTracker := typing.New(nil, notifier.TypingChanged)
 	rooms := roomserver.New(db, cfg, key, log)
-	pushRules := push.NewService(db)
+	// Server notices and terms-of-service consent (issue 6).
+	consentSvc, err := consent.New(db, cfg, rooms, consent.DeriveKey(key.Private.Seed()), log)
+	if err == nil {
+		err = consentSvc.EnsureSystemUser(ctx)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	syncSvc := syncapi.New(db, rooms, pushRules, typingTracker, notifier)
 	if err := syncSvc.StartPresence(ctx, syncapi.PresenceOptions{Enabled: cfg.Presence.Enabled, Log: log}); err != nil {
 		db.Close()
 		return nil, err
 	}
+	// MSC4140 delayed events (issue 9).
+	delayedEvents := delayed.New(db, rooms, log, cfg.DelayedEvents.MaxDelay.D())
+	mediaSvc, err := media.New(db, cfg, log) // media repository (issue 10)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	// Privacy and data rights (issue 7): with IP addresses off, drop any
+	// recorded while they were on.
+	if !cfg.StoreIPAddresses() {
+		if err := db.ForgetIPAddresses(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	adminOps := admin.NewOps(db, rooms, authSvc, cfg, log)
 	api := clientapi.New(cfg, log, clientapi.Services{
+		Media:   mediaSvc, // media repository (issue 10)
 		Auth:    authSvc,
 		Account: account.New(db),
 		Push:    pushRules,
@@ -95,15 +142,28 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		Keys:    keys.New(db, cfg.ServerName),
 		Backup:  keys.NewBackup(db),
 		Admin:   admin.New(db, cfg.ServerName),
+		Consent: consentSvc, // server notices and consent (issue 6)
+
+		UserDirectory: db, // user directory search (issue 7)
+		// Single sign-on with OpenID Connect (issue 5).
+		SSO: auth.NewSSO(authSvc, db, cfg, log, nil),
+
+		// Voice and video calls (issue 9).
+		Calls: clientapi.CallServices{OpenID: openid.New(db), Delayed: delayedEvents},
+
+		AdminOps: adminOps, // groups, export, erasure (issue 7)
 	})
-	return &App{Config: cfg, DB: db, Auth: authSvc, Typing: typingTracker, Sync: syncSvc, Handler: api, log: log}, nil
+	delayedEvents.Start() // sends delayed events that came due while the server was down
+	return &App{Config: cfg, DB: db, Auth: authSvc, Typing: typingTracker, Sync: syncSvc, Handler: api, log: log, Delayed: delayedEvents, Consent: consentSvc, Media: mediaSvc, AdminOps: adminOps, Push: pushRules, AdminSocketHandler: api.AdminSocketHandler()}, nil
 }
 
 // Close stops the typing tracker's timer and the presence sweeper, and
 // releases the database.
 func (a *App) Close() error {
 	a.Typing.Close()
+	a.Push.Stop() // push evaluation and delivery (issue 11)
 	a.Sync.StopPresence()
+	a.Delayed.Close()
 	return a.DB.Close()
 }
 
@@ -122,9 +182,26 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+	// The admin socket for local commands (adminsocket.go): open before
+	// ready, closed and removed after the TCP listener's shutdown.
+	if path := a.Config.AdminSocketPath(); path != "" && a.AdminSocketHandler != nil {
+		sock, err := listenAdminSocket(path, a.AdminSocketHandler, a.log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), a.Config.HTTP.ShutdownTimeout.D())
+			defer cancel()
+			if err := sock.shutdown(sctx); err != nil {
+				a.log.Warn("admin socket", "err", err)
+			}
+		}()
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}
+	go a.AdminOps.RunRetention(ctx) // retention.max_lifetime (issue 7); returns at once when off
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
