@@ -126,10 +126,37 @@ type RegisterRequest struct {
 
 // registrationFlows are the flows POST /register offers.
 func (s *Service) registrationFlows() []Flow {
+	stages := []string{StageDummy}
 	if len(s.cfg.Registration.Tokens) > 0 {
-		return []Flow{{Stages: []string{StageRegistrationToken}}}
+		stages = []string{StageRegistrationToken}
 	}
-	return []Flow{{Stages: []string{StageDummy}}}
+	if s.termsAtRegistration() {
+		stages = append(stages, StageTerms)
+	}
+	return []Flow{{Stages: stages}}
+}
+
+// termsAtRegistration reports whether registration asks for agreement to
+// the terms of use (consent.require_at_registration).
+func (s *Service) termsAtRegistration() bool {
+	return s.cfg.Consent.Enabled && s.cfg.Consent.RequireAtRegistration
+}
+
+// registrationParams are the stage parameters of POST /register's 401:
+// for m.login.terms, the policy and where to read it (the consent page
+// without a personal link shows it read-only, in the reader's language).
+func (s *Service) registrationParams() map[string]any {
+	if !s.termsAtRegistration() {
+		return nil
+	}
+	url := s.cfg.PublicBaseURL + "_matrix/consent"
+	return map[string]any{StageTerms: map[string]any{"policies": map[string]any{
+		"privacy_policy": map[string]any{
+			"version": s.cfg.Consent.Version,
+			"en":      map[string]string{"name": "Terms of use and privacy policy", "url": url},
+			"de":      map[string]string{"name": "Nutzungsbedingungen und Datenschutzerklärung", "url": url},
+		},
+	}}}
 }
 
 // Register runs one step of registration. The result has no tokens when
@@ -157,7 +184,7 @@ func (s *Service) Register(ctx context.Context, r RegisterRequest) (*Tokens, err
 	if err := validateDeviceParams(r.DeviceID, r.DisplayName); err != nil {
 		return nil, err
 	}
-	if _, err := s.checkUIA(ctx, UIARequest{Op: "register", Auth: r.Auth, Flows: s.registrationFlows(), ClientIP: r.ClientIP}); err != nil {
+	if _, err := s.checkUIA(ctx, UIARequest{Op: "register", Auth: r.Auth, Flows: s.registrationFlows(), Params: s.registrationParams(), ClientIP: r.ClientIP}); err != nil {
 		return nil, err
 	}
 	if r.Password == "" {
@@ -174,6 +201,12 @@ func (s *Service) Register(ctx context.Context, r RegisterRequest) (*Tokens, err
 		return nil, err
 	}
 	s.log.Info("registered account", "user_id", userID)
+	if s.termsAtRegistration() {
+		// The terms stage was part of the completed flow.
+		if err := s.db.RecordConsent(ctx, userID, s.cfg.Consent.Version); err != nil {
+			return nil, err
+		}
+	}
 	if r.InhibitLogin {
 		return &Tokens{UserID: userID}, nil
 	}

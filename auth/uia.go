@@ -17,6 +17,7 @@ const (
 	StagePassword          = "m.login.password"
 	StageDummy             = "m.login.dummy"
 	StageRegistrationToken = "m.login.registration_token"
+	StageTerms             = "m.login.terms"
 )
 
 // uiaSessionLifetime bounds how long a client may take to finish a flow.
@@ -204,7 +205,9 @@ func (s *Service) completeStage(ctx context.Context, r UIARequest, sess *uiaSess
 		return mxerr.New(http.StatusBadRequest, "M_UNRECOGNIZED", "Authentication stage %s is not offered for this request", dict.Type), nil
 	}
 	switch dict.Type {
-	case StageDummy:
+	case StageDummy, StageTerms:
+		// m.login.terms: the client has shown the policies and the user
+		// accepted them; Register records the agreement.
 	case StagePassword:
 		if stageErr, fatal := s.checkPasswordStage(ctx, r.UserID, dict); stageErr != nil || fatal != nil {
 			return stageErr, fatal

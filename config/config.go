@@ -174,6 +174,9 @@ type Consent struct {
 	// BlockEventsError is the error message of blocked requests, with
 	// %(consent_uri)s replaced by the user's consent link.
 	BlockEventsError string `yaml:"block_events_error"`
+	// RequireAtRegistration adds the m.login.terms stage to POST /register,
+	// so people who register agree before their account exists.
+	RequireAtRegistration bool `yaml:"require_at_registration"`
 }
 
 // Duration is a time.Duration written as "90s", "5m" or "1h" in YAML and

@@ -383,4 +383,8 @@ consent:
   server_notice_content: {{printf "%q" .D.Consent.ServerNoticeContent}}
   # Error message of blocked requests; %(consent_uri)s becomes the link.
   block_events_error: {{printf "%q" .D.Consent.BlockEventsError}}
+  # With registration on: POST /register asks for agreement to the policy
+  # (the m.login.terms stage) before the account is created. Accounts made
+  # by single sign-on get the notice at their first request instead.
+  require_at_registration: {{.D.Consent.RequireAtRegistration}}
 `))

@@ -429,8 +429,13 @@ func (s *Server) checkInvitee(ctx context.Context, userID string) error {
 	if !ids.ValidUserID(userID) {
 		return mxerr.InvalidParam("%q is not a user ID", userID)
 	}
-	if _, server, _ := cutUserID(userID); server != s.cfg.ServerName {
+	localpart, server, _ := cutUserID(userID)
+	if server != s.cfg.ServerName {
 		return errNoFederation(userID)
+	}
+	if localpart == s.cfg.ServerNotices.Localpart {
+		// The system account only ever sits in the notices rooms it owns.
+		return mxerr.Forbidden("%s sends server notices and cannot be invited to rooms", userID)
 	}
 	u, err := s.db.User(ctx, userID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Deactivated) {
