@@ -20,9 +20,10 @@ type notification struct {
 }
 
 // getNotifications answers GET /notifications: the events that notified
-// the user, newest first, paginated with from/next_token; only=highlight
-// keeps highlights. Events the user can no longer see (a room left and
-// forgotten, a redaction) are left out.
+// the user, newest first, paginated with from/next_token (a stream
+// position); only=highlight keeps highlights. The list is computed on
+// demand by push (no table per recipient); events the user can no longer
+// see, or whose sender they ignore, are left out.
 func (a *API) getNotifications(r *http.Request, d *auth.Device) (any, error) {
 	q := r.URL.Query()
 	limit, err := intParam(q, "limit", 20, 1, 1000)

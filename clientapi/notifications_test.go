@@ -191,3 +191,112 @@ func TestNotificationsList(t *testing.T) {
 		s.Do("GET", "/_matrix/client/v3/notifications", "", nil).Expect(t, 401, "M_MISSING_TOKEN")
 	})
 }
+
+// TestNotificationsMembership checks what the on-demand list considers:
+// only events that arrived while the user was joined (and their own
+// invite), nothing sent before they joined or after they left, and
+// read flags from threaded receipts.
+func TestNotificationsMembership(t *testing.T) {
+	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+		alice, bob := s.Register("alice", "pw-alice-123"), s.Register("bob", "pw-bob-123")
+		room := s.CreateRoom(alice, map[string]any{})
+		s.SendText(alice, room, "before bob was invited")
+		s.Invite(alice, room, bob)
+		s.SendText(alice, room, "while bob was only invited")
+		s.Join(bob, room)
+		root := s.SendText(alice, room, "root")
+		s.Send(alice, room, "m.room.message", map[string]any{"msgtype": "m.notice", "body": "not notifying"})
+		reply := s.Send(alice, room, "m.room.message", map[string]any{"msgtype": "m.text", "body": "in the thread",
+			"m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": root}})
+		receipt(t, s, bob, room, "m.read", reply, map[string]any{"thread_id": root})
+		s.Leave(bob, room)
+		s.SendText(alice, room, "after bob left")
+
+		type entry struct {
+			Read  bool `json:"read"`
+			Event struct {
+				EventID string `json:"event_id"`
+				Type    string `json:"type"`
+			} `json:"event"`
+		}
+		var body struct {
+			Notifications []entry `json:"notifications"`
+			NextToken     string  `json:"next_token"`
+		}
+		r := s.Do("GET", "/_matrix/client/v3/notifications", bob.Token, nil).Expect(t, 200, "")
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, n := range body.Notifications {
+			ids = append(ids, n.Event.EventID)
+		}
+		if len(ids) != 3 || ids[0] != reply || ids[1] != root || body.Notifications[2].Event.Type != "m.room.member" {
+			t.Fatalf("notifications %v, want [reply root invite]: %s", ids, r.Body)
+		}
+		// The threaded receipt covers the reply, not the root in the main timeline.
+		if !body.Notifications[0].Read || body.Notifications[1].Read {
+			t.Fatalf("read flags: %+v", body.Notifications)
+		}
+		if body.NextToken != "" {
+			t.Fatalf("next_token %q at the end", body.NextToken)
+		}
+		// Paging one by one visits the same three, then ends.
+		var paged []string
+		from := ""
+		for range 5 {
+			q := "?limit=1"
+			if from != "" {
+				q += "&from=" + url.QueryEscape(from)
+			}
+			var p struct {
+				Notifications []entry `json:"notifications"`
+				NextToken     string  `json:"next_token"`
+			}
+			if err := json.Unmarshal(s.Do("GET", "/_matrix/client/v3/notifications"+q, bob.Token, nil).Expect(t, 200, "").Body, &p); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range p.Notifications {
+				paged = append(paged, n.Event.EventID)
+			}
+			if from = p.NextToken; from == "" {
+				break
+			}
+		}
+		if len(paged) != 3 || paged[0] != reply || paged[1] != root || paged[2] != ids[2] {
+			t.Fatalf("paged %v, want %v", paged, ids)
+		}
+	})
+}
+
+// TestUnreadCountsBeyondRing checks counts stay exact when more unread
+// notifications arrive than are kept one by one in memory, and when a
+// receipt then falls before the ones only counted (the state is read
+// again from the database).
+func TestUnreadCountsBeyondRing(t *testing.T) {
+	apitest.ForEachServer(t, nil, func(t *testing.T, s *apitest.Server) {
+		alice, bob := s.Register("alice", "pw-alice-123"), s.Register("bob", "pw-bob-123")
+		room := s.CreateRoom(alice, map[string]any{})
+		s.Invite(alice, room, bob)
+		s.Join(bob, room)
+		_, tok := unreadOf(t, s, bob, room, "", "") // the state is in memory from here on
+		var ids []string
+		for i := range 45 {
+			ids = append(ids, s.SendText(alice, room, "message "+string(rune('a'+i%26))))
+		}
+		jr, tok := unreadOf(t, s, bob, room, tok, "")
+		if got := counts(t, jr["unread_notifications"]); got != [2]int{45, 0} {
+			t.Fatalf("after 45 messages: counts %v, want [45 0]", got)
+		}
+		receipt(t, s, bob, room, "m.read", ids[2], map[string]any{})
+		jr, tok = unreadOf(t, s, bob, room, tok, "")
+		if got := counts(t, jr["unread_notifications"]); got != [2]int{42, 0} {
+			t.Fatalf("after a receipt on the third: counts %v, want [42 0]", got)
+		}
+		receipt(t, s, bob, room, "m.read", ids[40], map[string]any{})
+		jr, _ = unreadOf(t, s, bob, room, tok, "")
+		if got := counts(t, jr["unread_notifications"]); got != [2]int{4, 0} {
+			t.Fatalf("after a receipt on the 41st: counts %v, want [4 0]", got)
+		}
+	})
+}

@@ -5,14 +5,22 @@ import (
 	"time"
 )
 
-// maxUnread bounds what is remembered per user and room: the newest
-// notifying events after the read receipt. Counts above it saturate.
-const maxUnread = 1000
+// ringSize bounds the notifying events remembered one by one per user and
+// room; older ones are only counted (overflow), so counts stay exact with
+// bounded memory.
+const ringSize = 32
 
 // Counts are the notification and highlight counts of a room or thread.
 type Counts struct {
 	Notifications int
 	Highlights    int
+}
+
+func (c *Counts) plus(e unreadEntry, sign int) {
+	c.Notifications += sign
+	if e.highlight {
+		c.Highlights += sign
+	}
 }
 
 // RoomCounts are a user's unread counts in one room.
@@ -28,12 +36,23 @@ type RoomCounts struct {
 }
 
 // unread is what a user has not read in a room: the read receipts (as
-// event depths) and the notifying events after the unthreaded one. Counts
-// are derived from both when asked for; nothing is stored per event.
+// event depths), the newest unread notifying events (at most ringSize,
+// by depth) and exact counts of the older unread ones (overflow). An
+// entry is unread when it comes after both the unthreaded receipt and its
+// thread's receipt; read entries are dropped at once. Nothing is stored
+// per event.
 type unread struct {
 	unthreaded int64            // depth of the newest unthreaded m.read / m.read.private
 	threads    map[string]int64 // thread ("main" or root) → depth of its threaded receipt
-	entries    []unreadEntry    // notifying events after unthreaded, by depth
+	entries    []unreadEntry    // the newest unread notifying events, by depth
+	over       overflow
+}
+
+// overflow counts the unread notifying events that fell off the ring.
+type overflow struct {
+	total   Counts
+	threads map[string]Counts // per thread, "main" included
+	newest  int64             // depth of the newest of them (0: none)
 }
 
 type unreadEntry struct {
@@ -42,72 +61,111 @@ type unreadEntry struct {
 	highlight bool
 }
 
-// add records a notifying event.
+// add records a notifying event, newer than every one added before.
 func (u *unread) add(e unreadEntry) {
-	if e.depth <= u.unthreaded {
+	if e.depth <= u.unthreaded || e.depth <= u.threads[e.thread] {
 		return
 	}
-	u.entries = append(u.entries, e)
-	if len(u.entries) > maxUnread {
-		u.entries = append(u.entries[:0], u.entries[len(u.entries)-maxUnread:]...)
+	if n := len(u.entries); n < ringSize {
+		if n == cap(u.entries) { // grow, but never past ringSize
+			u.entries = append(make([]unreadEntry, 0, min(max(4, 2*n), ringSize)), u.entries...)
+		}
+		u.entries = append(u.entries, e)
+		return
 	}
+	old := u.entries[0]
+	copy(u.entries, u.entries[1:])
+	u.entries[len(u.entries)-1] = e
+	u.over.total.plus(old, 1)
+	if u.over.threads == nil {
+		u.over.threads = map[string]Counts{}
+	}
+	t := u.over.threads[old.thread]
+	t.plus(old, 1)
+	u.over.threads[old.thread] = t
+	u.over.newest = max(u.over.newest, old.depth)
 }
 
 // receipt moves a receipt forwards; thread is "" for an unthreaded one.
-func (u *unread) receipt(thread string, depth int64) {
+// It returns false when the state can no longer be known from memory: the
+// receipt falls before notifications that were only counted, so which of
+// them it covers is unknown (the caller drops the state and reads it
+// again from the database).
+func (u *unread) receipt(thread string, depth int64) bool {
 	if thread == "" {
 		if depth <= u.unthreaded {
-			return
+			return true
+		}
+		if u.over.total.Notifications > 0 && depth < u.over.newest {
+			return false
 		}
 		u.unthreaded = depth
-		keep := u.entries[:0]
-		for _, e := range u.entries {
-			if e.depth > depth {
-				keep = append(keep, e)
-			}
-		}
-		u.entries = keep
+		u.over = overflow{}
+		u.drop(func(e unreadEntry) bool { return e.depth <= depth })
 		for t, d := range u.threads {
 			if d <= depth {
 				delete(u.threads, t)
 			}
 		}
-		return
+		return true
 	}
 	if depth <= u.threads[thread] || depth <= u.unthreaded {
-		return
+		return true
+	}
+	if o, ok := u.over.threads[thread]; ok {
+		if depth < u.over.newest {
+			return false
+		}
+		u.over.total.Notifications -= o.Notifications
+		u.over.total.Highlights -= o.Highlights
+		delete(u.over.threads, thread)
+		if len(u.over.threads) == 0 {
+			u.over = overflow{}
+		}
 	}
 	if u.threads == nil {
 		u.threads = map[string]int64{}
 	}
 	u.threads[thread] = depth
+	u.drop(func(e unreadEntry) bool { return e.thread == thread && e.depth <= depth })
+	return true
 }
 
-// counts derives the counts: an event is unread when it comes after both
-// the unthreaded receipt and its thread's receipt.
-func (u *unread) counts() RoomCounts {
-	var rc RoomCounts
+// drop removes the ring entries read is true for.
+func (u *unread) drop(read func(unreadEntry) bool) {
+	keep := u.entries[:0]
 	for _, e := range u.entries {
-		if e.depth <= u.threads[e.thread] {
+		if !read(e) {
+			keep = append(keep, e)
+		}
+	}
+	clear(u.entries[len(keep):]) // no references to thread IDs beyond the end
+	u.entries = keep
+}
+
+// counts derives the counts from the ring and the overflow.
+func (u *unread) counts() RoomCounts {
+	rc := RoomCounts{Total: u.over.total, Main: u.over.threads[ThreadMain]}
+	for t, c := range u.over.threads {
+		if t == ThreadMain {
 			continue
 		}
-		c := Counts{Notifications: 1}
-		if e.highlight {
-			c.Highlights = 1
+		if rc.Threads == nil {
+			rc.Threads = map[string]Counts{}
 		}
-		rc.Total.Notifications += c.Notifications
-		rc.Total.Highlights += c.Highlights
+		rc.Threads[t] = c
+	}
+	for _, e := range u.entries {
+		rc.Total.plus(e, 1)
 		if e.thread == ThreadMain {
-			rc.Main.Notifications += c.Notifications
-			rc.Main.Highlights += c.Highlights
+			rc.Main.plus(e, 1)
 			continue
 		}
 		if rc.Threads == nil {
 			rc.Threads = map[string]Counts{}
 		}
 		t := rc.Threads[e.thread]
-		t.Notifications += c.Notifications
-		t.Highlights += c.Highlights
+		t.plus(e, 1)
 		rc.Threads[e.thread] = t
 	}
 	return rc

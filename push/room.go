@@ -81,8 +81,12 @@ func (r *roomInfo) apply(ev storage.Event) {
 }
 
 // context returns the evaluation context for an event of sender.
-func (r *roomInfo) context(sender string) Room {
-	rc := Room{MemberCount: len(r.members), NotificationLevels: r.notif}
+func (r *roomInfo) context(sender string) Room { return r.contextN(sender, len(r.members)) }
+
+// contextN is context with the member count given (GET /notifications
+// knows only the room's count, not its members).
+func (r *roomInfo) contextN(sender string, memberCount int) Room {
+	rc := Room{MemberCount: memberCount, NotificationLevels: r.notif}
 	switch {
 	case !r.hasLevels:
 		if sender == r.creator {

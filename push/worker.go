@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -29,11 +28,6 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 	// MaxAttempts bounds the attempts per delivery (default 12).
 	MaxAttempts int
-	// KeepNotifications is how many notifications per user GET
-	// /notifications keeps (default 500); KeepFor how long (default 30
-	// days).
-	KeepNotifications int
-	KeepFor           time.Duration
 }
 
 // worker evaluates committed events in stream order, in one goroutine, and
@@ -63,7 +57,6 @@ type worker struct {
 	rooms   map[string]*roomInfo
 	rules   map[string]*Compiled
 	batch   *Batch // evaluates an event for all its recipients
-	pruneIn int    // notifications stored until the next prune
 
 	pmu     sync.Mutex
 	pushers map[string][]storage.Pusher // user → pushers; nil slice: has some, not loaded
@@ -93,12 +86,6 @@ func (s *Service) Start(ctx context.Context, pos int64, opts Options) error {
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 12
-	}
-	if opts.KeepNotifications <= 0 {
-		opts.KeepNotifications = 500
-	}
-	if opts.KeepFor <= 0 {
-		opts.KeepFor = 30 * 24 * time.Hour
 	}
 	users, err := s.db.UsersWithPushers(ctx)
 	if err != nil {
@@ -243,7 +230,11 @@ func (w *worker) apply(ctx context.Context, c storage.Change) error {
 			return err
 		}
 		w.cmu.Lock()
-		u.receipt(r.ThreadID, ev.Depth)
+		if !u.receipt(r.ThreadID, ev.Depth) {
+			// Before notifications that fell off the ring: read again
+			// from the database when next asked.
+			delete(w.unread, unreadKey(r.RoomID, r.UserID))
+		}
 		w.cmu.Unlock()
 	case storage.ChangeAccountData:
 		if c.Type == "m.push_rules" && c.RoomID == "" {
@@ -282,15 +273,15 @@ func (w *worker) event(ctx context.Context, ev storage.Event) error {
 	if err := w.loadRules(ctx, recipients); err != nil {
 		return err
 	}
+	var pushUsers []string // recipients with pushers
 	for _, u := range recipients {
 		if w.hasPushers(u) { // their pushes carry the unread count
 			if err := w.load(ctx, u, ev.RoomID); err != nil {
 				return err
 			}
+			pushUsers = append(pushUsers, u)
 		}
 	}
-	now := time.Now().UnixMilli()
-	var notes []storage.Notification
 	var pushes []storage.PushDelivery
 	w.batch.Reset(pe, &rc)
 	w.cmu.Lock()
@@ -302,36 +293,31 @@ func (w *worker) event(ctx context.Context, ev storage.Event) error {
 		if un := w.unread[unreadKey(ev.RoomID, u)]; un != nil {
 			un.add(unreadEntry{depth: ev.Depth, thread: pe.Thread, highlight: res.Highlight})
 		}
-		notes = append(notes, storage.Notification{UserID: u, RoomID: ev.RoomID, EventID: ev.EventID,
-			Depth: ev.Depth, ThreadID: pe.Thread, TS: now, Highlight: res.Highlight, Actions: res.ActionsJSON()})
 	}
 	w.cmu.Unlock()
 	defer w.batch.Reset(nil, nil) // keep no reference to the event
-	for _, n := range notes {
-		if !w.hasPushers(n.UserID) {
+	for _, u := range pushUsers {
+		res := w.batch.Evaluate(w.rules[u], User{DisplayName: room.members[u]})
+		if !res.Notify {
 			continue
 		}
-		ps, err := w.pushersOf(ctx, n.UserID)
+		ps, err := w.pushersOf(ctx, u)
 		if err != nil {
 			return err
 		}
 		w.cmu.RLock()
 		badge := 0
-		if un := w.unread[unreadKey(ev.RoomID, n.UserID)]; un != nil {
+		if un := w.unread[unreadKey(ev.RoomID, u)]; un != nil {
 			badge = un.counts().Total.Notifications
 		}
 		w.cmu.RUnlock()
-		res := w.batch.Evaluate(w.rules[n.UserID], User{DisplayName: room.members[n.UserID]})
 		for _, p := range ps {
-			body, err := w.pushBody(ev, room, n.UserID, p, res, badge)
+			body, err := w.pushBody(ev, room, u, p, res, badge)
 			if err != nil {
 				return err
 			}
-			pushes = append(pushes, storage.PushDelivery{UserID: n.UserID, AppID: p.AppID, PushKey: p.PushKey, Body: body})
+			pushes = append(pushes, storage.PushDelivery{UserID: u, AppID: p.AppID, PushKey: p.PushKey, Body: body})
 		}
-	}
-	if err := w.db.AddNotifications(ctx, notes); err != nil {
-		return err
 	}
 	if err := w.db.EnqueuePushes(ctx, pushes); err != nil {
 		return err
@@ -340,14 +326,6 @@ func (w *worker) event(ctx context.Context, ev storage.Event) error {
 		select {
 		case w.deliver <- struct{}{}:
 		default:
-		}
-	}
-	w.pruneIn -= len(notes)
-	if w.pruneIn <= 0 {
-		w.pruneIn = 10_000
-		cutoff := time.Now().Add(-w.opts.KeepFor).UnixMilli()
-		if _, err := w.db.PruneNotifications(ctx, w.opts.KeepNotifications, cutoff); err != nil {
-			return err
 		}
 	}
 	// A member who left no longer has counts in the room.
@@ -388,10 +366,15 @@ func (w *worker) loadRules(ctx context.Context, users []string) error {
 	return nil
 }
 
+// loadBound bounds the events load reads per user and room; counts of a
+// room with more unread events than that saturate.
+const loadBound = 10_000
+
 // load computes the user's unread state in a room from the receipts table
 // and the events after the receipt, if not cached yet. It runs in the
 // worker goroutine, so no event is counted twice or missed: it reads the
-// events up to the last one applied.
+// events up to the last one applied, newest first in pages, and counts
+// every notifying one (up to loadBound events read).
 func (w *worker) load(ctx context.Context, userID, roomID string) error {
 	key := unreadKey(roomID, userID)
 	w.cmu.RLock()
@@ -409,27 +392,39 @@ func (w *worker) load(ctx context.Context, userID, roomID string) error {
 		if u, err = w.svc.receipts(ctx, userID, roomID); err != nil {
 			return err
 		}
-		after := max(u.unthreaded, joinDepth)
-		list, err := w.db.RoomEvents(ctx, roomID, after, 0, true, maxUnread)
-		if err != nil {
-			return err
-		}
-		slices.Reverse(list)
 		if err := w.loadRules(ctx, []string{userID}); err != nil {
 			return err
 		}
 		rules := w.rules[userID]
-		for _, ev := range list {
-			if ev.StreamPos > w.applied || ev.Sender == userID || ev.RedactedBy != "" {
-				continue
+		after := max(u.unthreaded, joinDepth)
+		var found []unreadEntry // newest first
+		before := int64(0)
+		for read := 0; read < loadBound; {
+			want := min(500, loadBound-read)
+			list, err := w.db.RoomEvents(ctx, roomID, after, before, true, want)
+			if err != nil {
+				return err
 			}
-			pe := PrepareEvent(ev.JSON)
-			pe.ID, pe.RoomID, pe.Type, pe.Sender, pe.StateKey = ev.EventID, ev.RoomID, ev.Type, ev.Sender, ev.StateKey
-			rc := room.context(ev.Sender)
-			res := rules.Evaluate(pe, &rc, User{DisplayName: room.members[userID]})
-			if res.Notify {
-				u.add(unreadEntry{depth: ev.Depth, thread: pe.Thread, highlight: res.Highlight})
+			for _, ev := range list {
+				read++
+				before = ev.Depth
+				if ev.StreamPos > w.applied || ev.Sender == userID || ev.RedactedBy != "" {
+					continue
+				}
+				pe := PrepareEvent(ev.JSON)
+				pe.ID, pe.RoomID, pe.Type, pe.Sender, pe.StateKey = ev.EventID, ev.RoomID, ev.Type, ev.Sender, ev.StateKey
+				rc := room.context(ev.Sender)
+				res := rules.Evaluate(pe, &rc, User{DisplayName: room.members[userID]})
+				if res.Notify {
+					found = append(found, unreadEntry{depth: ev.Depth, thread: pe.Thread, highlight: res.Highlight})
+				}
 			}
+			if len(list) < want {
+				break
+			}
+		}
+		for i := len(found) - 1; i >= 0; i-- {
+			u.add(found[i])
 		}
 	}
 	w.cmu.Lock()

@@ -2,100 +2,104 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
-	"math"
 	"strings"
 )
 
-// Notification is an entry of GET /notifications: an event that notified a
-// user. Only these listed entries are stored, a bounded number per user;
-// unread counts never read this table.
-type Notification struct {
-	ID        int64
-	UserID    string
-	RoomID    string
-	EventID   string
-	Depth     int64
-	ThreadID  string
-	TS        int64
-	Highlight bool
-	Actions   []byte // the matched rule's actions, JSON array
-}
+// GET /notifications keeps no table: push evaluates the user's rules on the
+// events of their rooms when asked (push/notifications.go). These are the
+// two reads it needs.
 
-// AddNotifications stores notifications, in one statement per 100.
-func (db *DB) AddNotifications(ctx context.Context, ns []Notification) error {
-	if len(ns) == 0 {
-		return nil
+// MemberIntervals returns every membership the user had in each of the
+// given rooms, oldest first, with each member event's JSON (for the display
+// name). Rooms without a member event of the user are left out.
+func (db *DB) MemberIntervals(ctx context.Context, userID string, roomIDs []string) (map[string][]StateInterval, error) {
+	out := make(map[string][]StateInterval, len(roomIDs))
+	if len(roomIDs) == 0 {
+		return out, nil
 	}
-	return db.inTx(ctx, func(tx *Tx) error {
-		for len(ns) > 0 {
-			batch := ns[:min(len(ns), 100)]
-			ns = ns[len(batch):]
-			var q strings.Builder
-			q.WriteString(`INSERT INTO push_notifications (user_id, room_id, event_id, depth, thread_id, ts, highlight, actions) VALUES `)
-			args := make([]any, 0, len(batch)*8)
-			for i, n := range batch {
-				if i > 0 {
-					q.WriteByte(',')
-				}
-				b := i * 8
-				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", b+1, b+2, b+3, b+4, b+5, b+6, b+7, b+8)
-				args = append(args, n.UserID, n.RoomID, n.EventID, n.Depth, n.ThreadID, n.TS, n.Highlight, string(n.Actions))
-			}
-			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-				return fmt.Errorf("storage: add notifications: %w", err)
-			}
-		}
-		return nil
-	})
-}
-
-// Notifications returns up to limit of the user's notifications with an ID
-// below before (0: from the newest), newest first; only highlights when
-// onlyHighlight.
-func (db *DB) Notifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]Notification, error) {
-	q := `SELECT id, user_id, room_id, event_id, depth, thread_id, ts, highlight, actions FROM push_notifications
-		WHERE user_id = $1 AND id < $2`
-	if before <= 0 {
-		before = math.MaxInt64
-	}
-	args := []any{userID, before, limit}
-	if onlyHighlight {
-		q += ` AND highlight = $4`
-		args = append(args, true)
-	}
-	q += ` ORDER BY id DESC LIMIT $3`
-	rows, err := db.read.QueryContext(ctx, q, args...)
+	cond, arg := db.engine.anyOf("s.room_id", 2, roomIDs)
+	rows, err := db.read.QueryContext(ctx, `SELECT s.room_id, s.event_id, s.membership, s.from_depth, s.to_depth, e.json
+		FROM room_state s JOIN events e ON e.event_id = s.event_id
+		WHERE s.type = 'm.room.member' AND s.state_key = $1 AND `+cond+`
+		ORDER BY s.room_id, s.from_depth`, userID, arg)
 	if err != nil {
-		return nil, fmt.Errorf("storage: notifications of %s: %w", userID, err)
+		return nil, fmt.Errorf("storage: member intervals of %s: %w", userID, err)
 	}
 	defer rows.Close()
-	var out []Notification
 	for rows.Next() {
-		var n Notification
-		var actions string
-		if err := rows.Scan(&n.ID, &n.UserID, &n.RoomID, &n.EventID, &n.Depth, &n.ThreadID, &n.TS, &n.Highlight, &actions); err != nil {
-			return nil, fmt.Errorf("storage: scan notification: %w", err)
+		var roomID, js string
+		var si StateInterval
+		var membership sql.NullString
+		var to sql.NullInt64
+		if err := rows.Scan(&roomID, &si.EventID, &membership, &si.FromDepth, &to, &js); err != nil {
+			return nil, fmt.Errorf("storage: scan member interval: %w", err)
 		}
-		n.Actions = []byte(actions)
-		out = append(out, n)
+		si.Membership, si.ToDepth, si.Content = membership.String, to.Int64, []byte(js)
+		out[roomID] = append(out[roomID], si)
 	}
 	return out, rows.Err()
 }
 
-// PruneNotifications keeps each user's newest keep notifications and drops
-// those older than beforeTS, returning how many it removed.
-func (db *DB) PruneNotifications(ctx context.Context, keep int, beforeTS int64) (int64, error) {
-	var n int64
-	err := db.inTx(ctx, func(tx *Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM push_notifications WHERE ts < $2 OR id IN (
-			SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY id DESC) AS rn
-				FROM push_notifications) ranked WHERE rn > $1)`, keep, beforeTS)
-		if err != nil {
-			return fmt.Errorf("storage: prune notifications: %w", err)
+// ScanRoom is one room of a NotificationScan, with the highest stream
+// position to read in it (0: no bound; for rooms the user left, the
+// position of their leave).
+type ScanRoom struct {
+	RoomID string
+	Upto   int64
+}
+
+// ScannedEvent is an event with its origin_server_ts.
+type ScannedEvent struct {
+	Event
+	TS int64
+}
+
+// NotificationScan returns up to limit events of the given rooms with a
+// stream position below before that were not sent by userID, newest first
+// (by stream position), in one query over all the rooms.
+func (db *DB) NotificationScan(ctx context.Context, userID string, rooms []ScanRoom, before int64, limit int) ([]ScannedEvent, error) {
+	if len(rooms) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	args := []any{userID, before, limit}
+	var open []string
+	var clauses []string
+	for _, r := range rooms {
+		if r.Upto <= 0 {
+			open = append(open, r.RoomID)
+			continue
 		}
-		n, _ = res.RowsAffected()
-		return nil
-	})
-	return n, err
+		args = append(args, r.RoomID, r.Upto)
+		clauses = append(clauses, fmt.Sprintf("(e.room_id = $%d AND e.stream_pos <= $%d)", len(args)-1, len(args)))
+	}
+	if len(open) > 0 {
+		cond, arg := db.engine.anyOf("e.room_id", len(args)+1, open)
+		args = append(args, arg)
+		clauses = append(clauses, cond)
+	}
+	q := `SELECT ` + eventColumns + `, e.origin_server_ts FROM events e
+		WHERE e.sender <> $1 AND e.stream_pos < $2 AND (` + strings.Join(clauses, " OR ") + `)
+		ORDER BY e.stream_pos DESC LIMIT $3`
+	rows, err := db.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: notification scan of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []ScannedEvent
+	for rows.Next() {
+		var ev ScannedEvent
+		var stateKey, redactedBy sql.NullString
+		var js string
+		if err := rows.Scan(&ev.StreamPos, &ev.Depth, &ev.EventID, &ev.RoomID, &ev.Type, &stateKey, &ev.Sender, &js, &redactedBy, &ev.TS); err != nil {
+			return nil, fmt.Errorf("storage: scan event: %w", err)
+		}
+		if stateKey.Valid {
+			ev.StateKey = &stateKey.String
+		}
+		ev.JSON, ev.RedactedBy = []byte(js), redactedBy.String
+		out = append(out, ev)
+	}
+	return out, rows.Err()
 }
