@@ -144,6 +144,19 @@ func (e engine) searchHighlight(n int) string {
 	return "highlight(event_search, 0, char(2), char(3))"
 }
 
+// oneStatementEvent reports whether storing ev takes a single statement,
+// so that PersistEvents may run it without a transaction around it: on
+// PostgreSQL, an event without state key, redaction or relation
+// (insertEvent folds its search text and transaction ID into the event's
+// own statement). SQLite runs in the process and gains nothing.
+func (e engine) oneStatementEvent(ev NewEvent) bool {
+	if e != enginePostgres || ev.StateKey != nil || ev.Redacts != "" {
+		return false
+	}
+	_, related := parseRelation(ev.JSON)
+	return !related
+}
+
 // insertEvent runs insert, a statement that stores an event with its
 // stream position as parameter $1 (args holds the parameters). Unless text
 // is empty it also indexes text (searchText) under that position, and

@@ -83,7 +83,11 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 		return nil, nil
 	}
 	positions := make([]int64, 0, len(events))
-	err := db.inTx(ctx, func(tx *Tx) error {
+	write := db.inTx
+	if room == nil && len(events) == 1 && db.engine.oneStatementEvent(events[0]) {
+		write = db.inOneStatement
+	}
+	err := write(ctx, func(tx *Tx) error {
 		positions = positions[:0]
 		now := nowMS()
 		if room != nil {

@@ -102,7 +102,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("storage: open postgres: %w", err)
 	}
 	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(16)
+	db.SetMaxIdleConns(32) // as many as may be open: a closed one costs PostgreSQL a new backend
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
@@ -156,6 +156,19 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("storage: commit: %w", err)
 	}
 	return nil
+}
+
+// inOneStatement runs fn, which must run exactly one write statement
+// through its Tx (ExecContext only; a second one fails), without a
+// transaction around it: one statement is atomic on its own, and BEGIN and
+// COMMIT would be two more round trips to PostgreSQL. Stream positions and
+// changes are handled as in inTx.
+func (db *DB) inOneStatement(ctx context.Context, fn func(tx *Tx) error) error {
+	db.write.queries.Add(1)
+	tx := &Tx{p: db.write, stream: &db.stream}
+	err := fn(tx)
+	db.stream.finish(tx.positions, err == nil, tx.changes)
+	return err
 }
 
 // nextStreamPos takes the next position of the global stream for a row
