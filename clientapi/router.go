@@ -44,6 +44,9 @@ type API struct {
 	media   *media.Service // media repository (media.go, admin_media.go)
 	userDir UserDirectory  // user directory search (userdir.go; issue 7)
 	sso     *auth.SSO      // single sign-on (sso.go; issue 5)
+
+	// sliding: simplified sliding sync (sliding.go).
+	sliding *syncapi.Sliding
 }
 
 // Services are the services the HTTP layer calls.
@@ -82,6 +85,9 @@ func New(cfg *config.Config, log *slog.Logger, s Services) *API {
 	a.calls = newCalls(s.Calls)
 	a.consent = s.Consent
 	a.media = s.Media // issue 10
+	if s.Sync != nil {
+		a.sliding = syncapi.NewSliding(s.Sync) // simplified sliding sync (sliding.go)
+	}
 	for _, p := range cfg.HTTP.TrustedProxies {
 		if prefix, err := config.ParseProxy(p); err == nil { // Validate reported bad ones
 			a.proxies = append(a.proxies, prefix)
@@ -177,6 +183,8 @@ func (a *API) routes() *mux.Router {
 
 	// Sync, presence and to-device messages (sync.go, presence.go, todevice.go).
 	v3.Handle("/sync", a.authed(a.getSync)).Methods("GET")
+	// Simplified sliding sync, MSC4186, for Element X (sliding.go).
+	root.Handle("/_matrix/client/unstable/org.matrix.simplified_msc3575/sync", a.authed(a.slidingSync)).Methods("POST")
 	v3.Handle("/presence/{userId}/status", a.authed(a.getPresence)).Methods("GET")
 	v3.Handle("/presence/{userId}/status", a.authed(a.putPresence)).Methods("PUT")
 	v3.Handle("/sendToDevice/{eventType}/{txnId}", a.authed(a.sendToDevice)).Methods("PUT")

@@ -25,6 +25,8 @@ func (a *API) getVersions(r *http.Request) (any, error) {
 		UnstableFeatures map[string]bool `json:"unstable_features"`
 	}{supportedVersions, map[string]bool{
 		"org.matrix.msc4222": true, // state_after in /sync
+		// Simplified sliding sync, which Element X requires (sliding.go).
+		"org.matrix.simplified_msc3575": true,
 		// Delayed events, which Element Call needs (delayed.go).
 		"org.matrix.msc4140": a.calls.Delayed != nil && a.calls.Delayed.Enabled(),
 	}}, nil
