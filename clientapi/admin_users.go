@@ -9,7 +9,6 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/aula-chat/aula/auth"
-	"github.com/aula-chat/aula/internal/mxerr"
 )
 
 // adminDeactivate answers POST /_synapse/admin/v1/deactivate/{userId}
@@ -30,48 +29,25 @@ func (a *API) adminDeactivate(r *http.Request, _ *auth.Device) (any, error) {
 }
 
 // adminExport answers GET /_aula/admin/v1/users/{userId}/export with a
-// zip archive of the user's data (admin.Ops.Export). It writes the
-// archive itself, so it checks the token and admin rights like a.admin.
-func (a *API) adminExport() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r, err := decodeVars(r)
-		if err != nil {
-			a.writeResult(w, r, nil, err)
-			return
-		}
-		d, err := a.auth.Authenticate(r.Context(), accessToken(r), a.clientIP(r))
-		if err != nil {
-			a.writeResult(w, r, nil, err)
-			return
-		}
-		setRequester(r, d)
-		ok, err := a.auth.IsAdmin(r.Context(), d.UserID)
-		if err == nil && !ok {
-			err = mxerr.Forbidden("You are not a server admin")
-		}
-		userID := mux.Vars(r)["userId"]
-		if err == nil {
-			err = a.adminOps.CheckExport(r.Context(), userID)
-		}
-		if err != nil {
-			a.writeResult(w, r, nil, err)
-			return
-		}
-		// Built in memory first, so that a failure half-way is still a
-		// proper error response rather than a truncated archive.
-		var buf bytes.Buffer
-		if err := a.adminOps.Export(r.Context(), userID, &buf); err != nil {
-			a.writeResult(w, r, nil, err)
-			return
-		}
-		local, _, _ := strings.Cut(strings.TrimPrefix(userID, "@"), ":")
-		w.Header().Set("Content-Type", "application/zip")
-		w.Header().Set("Content-Disposition", `attachment; filename="`+exportFileName(local)+`"`)
-		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(buf.Bytes())
-	})
+// zip archive of the user's data (admin.Ops.Export). The archive is built
+// in memory first, so that a failure half-way is still a proper error
+// response rather than a truncated archive.
+func (a *API) adminExport(r *http.Request, _ *auth.Device) (any, error) {
+	userID := mux.Vars(r)["userId"]
+	if err := a.adminOps.CheckExport(r.Context(), userID); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := a.adminOps.Export(r.Context(), userID, &buf); err != nil {
+		return nil, err
+	}
+	local, _, _ := strings.Cut(strings.TrimPrefix(userID, "@"), ":")
+	h := http.Header{}
+	h.Set("Content-Type", "application/zip")
+	h.Set("Content-Disposition", `attachment; filename="`+exportFileName(local)+`"`)
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Cache-Control", "no-store")
+	return rawResponse{header: h, body: buf.Bytes()}, nil
 }
 
 // exportFileName is the archive's file name: export-<localpart>.zip, with

@@ -32,6 +32,13 @@ type response struct {
 	body   any
 }
 
+// rawResponse is a 200 answer that is not JSON (e.g. an archive): its
+// headers and bytes, written as they are.
+type rawResponse struct {
+	header http.Header
+	body   []byte
+}
+
 // emptyObject is the {} body many endpoints answer with.
 var emptyObject = struct{}{}
 
@@ -123,6 +130,14 @@ func (a *API) writeResult(w http.ResponseWriter, r *http.Request, res any, err e
 			w.Header().Set("Retry-After", strconv.FormatInt((ms+999)/1000, 10)) // whole seconds, rounded up
 		}
 		writeJSON(w, e.Status, e.Body())
+		return
+	}
+	if raw, ok := res.(rawResponse); ok {
+		for k, v := range raw.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(raw.body)
 		return
 	}
 	status := http.StatusOK

@@ -351,7 +351,7 @@ func (a *API) routes() *mux.Router {
 
 	// Privacy, data rights and prepared groups (admin_users.go, admin_groups.go; issue 7).
 	root.Handle("/_synapse/admin/v1/deactivate/{userId}", a.admin(a.adminDeactivate)).Methods("POST")
-	root.Handle("/_aula/admin/v1/users/{userId}/export", a.adminExport()).Methods("GET")
+	root.Handle("/_aula/admin/v1/users/{userId}/export", a.admin(a.adminExport)).Methods("GET")
 	root.Handle("/_aula/admin/v1/groups", a.admin(a.adminCreateGroup)).Methods("POST")
 
 	// Server notices and terms-of-service consent (notices.go, consentpage.go).

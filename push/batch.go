@@ -463,25 +463,7 @@ func containsNameWord(text, name string) bool {
 			return containsWord(text, strings.ToLower(name))
 		}
 	}
-	if name == "" {
-		return false
-	}
-	for from := 0; from <= len(text)-len(name); {
-		i := indexASCIIFold(text[from:], name)
-		if i < 0 {
-			return false
-		}
-		i += from
-		end := i + len(name)
-		before, _ := utf8.DecodeLastRuneInString(text[:i])
-		after, _ := utf8.DecodeRuneInString(text[end:])
-		if (i == 0 || !isWordRune(before)) && (end == len(text) || !isWordRune(after)) {
-			return true
-		}
-		_, size := utf8.DecodeRuneInString(text[i:])
-		from = i + size
-	}
-	return false
+	return containsWordWith(text, name, indexASCIIFold)
 }
 
 // indexASCIIFold is strings.Index(s, lower(word)) for an ASCII word, where

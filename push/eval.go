@@ -422,11 +422,17 @@ func (g *glob) matchWords(lower string) bool {
 // containsWord reports whether word occurs in text with no letter, digit
 // or underscore right before or after it. Both are lower-cased.
 func containsWord(text, word string) bool {
+	return containsWordWith(text, word, strings.Index)
+}
+
+// containsWordWith is containsWord with index finding word in text (an
+// exact or a case-folding search).
+func containsWordWith(text, word string, index func(s, word string) int) bool {
 	if word == "" {
 		return false
 	}
 	for from := 0; from <= len(text)-len(word); {
-		i := strings.Index(text[from:], word)
+		i := index(text[from:], word)
 		if i < 0 {
 			return false
 		}

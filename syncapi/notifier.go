@@ -1,7 +1,9 @@
 package syncapi
 
 import (
+	"context"
 	"sync"
+	"time"
 
 	"github.com/aula-chat/aula/storage"
 )
@@ -386,6 +388,20 @@ func (n *Notifier) changes(req watchRequest, park, holdPresence bool) (p plan, w
 		r.waiters[w] = struct{}{}
 	}
 	return p, w
+}
+
+// wait blocks until w is woken, until passes or ctx ends, then unparks
+// w; it returns ctx's error if ctx ended.
+func (n *Notifier) wait(ctx context.Context, req watchRequest, w *waiter, until time.Time) error {
+	timer := time.NewTimer(time.Until(until))
+	select {
+	case <-w.ch:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	timer.Stop()
+	n.unpark(req, w)
+	return ctx.Err()
 }
 
 // unpark removes a waiter that was not woken.

@@ -237,16 +237,8 @@ func (sl *Sliding) SlidingSync(ctx context.Context, req SlidingRequest) (*Slidin
 		if w == nil {
 			continue // something changed after upto already: look again
 		}
-		timer := time.NewTimer(time.Until(deadline))
-		select {
-		case <-w.ch:
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-		s.notifier.unpark(wr, w)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if err := s.notifier.wait(ctx, wr, w, deadline); err != nil {
+			return nil, err
 		}
 	}
 }

@@ -115,16 +115,8 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 				continue
 			}
 			if w != nil {
-				timer := time.NewTimer(time.Until(until))
-				select {
-				case <-w.ch:
-				case <-timer.C:
-				case <-ctx.Done():
-				}
-				timer.Stop()
-				s.notifier.unpark(wr, w)
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
+				if err := s.notifier.wait(ctx, wr, w, until); err != nil {
+					return nil, err
 				}
 				continue // look again at what changed
 			}

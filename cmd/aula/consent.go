@@ -7,9 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/aula-chat/aula/config"
-	"github.com/aula-chat/aula/internal/app"
-	"github.com/aula-chat/aula/internal/logging"
 	"github.com/aula-chat/aula/internal/mxerr"
 )
 
@@ -28,17 +25,13 @@ func consentCommand(args []string, stdout, stderr io.Writer) error {
 	if *path == "" || *user == "" {
 		return errors.New("consent status: --config FILE and --user USER are required")
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	a, err := app.New(ctx, cfg, logging.New(stderr, cfg.Log))
+	a, err := openApp(ctx, *path, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	st, err := a.Consent.StatusOf(ctx, qualify(*user, cfg.ServerName))
+	st, err := a.Consent.StatusOf(ctx, qualify(*user, a.Config.ServerName))
 	if e, ok := mxerr.As(err); ok {
 		return fmt.Errorf("consent status: %s: %s", *user, e.Msg)
 	}

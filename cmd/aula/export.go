@@ -8,9 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/aula-chat/aula/config"
-	"github.com/aula-chat/aula/internal/app"
-	"github.com/aula-chat/aula/internal/logging"
 	"github.com/aula-chat/aula/internal/mxerr"
 )
 
@@ -28,12 +25,8 @@ func exportUser(args []string, stdout, stderr io.Writer) error {
 	if *path == "" || *user == "" || *out == "" {
 		return errors.New("export-user: --config FILE, --user USER_ID and --out FILE.zip are required")
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	a, err := app.New(ctx, cfg, logging.New(stderr, cfg.Log))
+	a, err := openApp(ctx, *path, stderr)
 	if err != nil {
 		return err
 	}

@@ -231,6 +231,16 @@ func createAccount(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	return nil
 }
 
+// openApp loads the configuration at path and builds the server on it
+// without serving, for the subcommands that work on the database directly.
+func openApp(ctx context.Context, path string, stderr io.Writer) (*app.App, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return app.New(ctx, cfg, logging.New(stderr, cfg.Log))
+}
+
 // readPassword reads the first line of stdin as the password.
 func readPassword(stdin io.Reader) (string, error) {
 	line, err := bufio.NewReader(stdin).ReadString('\n')
