@@ -38,7 +38,7 @@ type User struct {
 	Devices     int          `json:"devices"`
 	ThreePIDs   []ThreePID   `json:"threepids"`
 	External    []ExternalID `json:"external_ids"`
-	// Consent state (issue 6), as Synapse reports it.
+	// Consent state, as Synapse reports it.
 	Consent
 }
 
@@ -99,7 +99,7 @@ func (s *Service) User(ctx context.Context, userID string) (*User, error) {
 	if err != nil {
 		return nil, err
 	}
-	threePIDs, external, err := s.ssoIdentities(ctx, userID) // single sign-on (issue 5)
+	threePIDs, external, err := s.ssoIdentities(ctx, userID) // single sign-on
 	if err != nil {
 		return nil, err
 	}

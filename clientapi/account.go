@@ -25,7 +25,7 @@ func (a *API) changePassword(r *http.Request, d *auth.Device) (any, error) {
 func (a *API) deactivate(r *http.Request, d *auth.Device) (any, error) {
 	var req struct {
 		Auth  json.RawMessage `json:"auth"`
-		Erase bool            `json:"erase"` // also remove the content of every event sent (issue 7)
+		Erase bool            `json:"erase"` // also remove the content of every event sent
 	}
 	if err := decodeJSON(r, &req, true); err != nil {
 		return nil, err
@@ -44,7 +44,7 @@ func (a *API) deactivate(r *http.Request, d *auth.Device) (any, error) {
 }
 
 // getThreePIDs answers GET /account/3pid: the e-mail addresses single
-// sign-on recorded from the provider's claims (issue 5; users cannot add
+// sign-on recorded from the provider's claims (users cannot add
 // their own).
 func (a *API) getThreePIDs(r *http.Request, d *auth.Device) (any, error) {
 	return a.ssoThreePIDs(r.Context(), d.UserID) // sso.go

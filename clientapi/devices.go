@@ -76,7 +76,11 @@ func (a *API) deleteDevice(r *http.Request, d *auth.Device) (any, error) {
 		return nil, err
 	}
 	id := mux.Vars(r)["deviceId"]
-	return nil, a.auth.DeleteDevices(r.Context(), d, "DELETE /devices/"+id, []string{id}, req.Auth)
+	if err := a.auth.DeleteDevices(r.Context(), d, "DELETE /devices/"+id, []string{id}, req.Auth); err != nil {
+		return nil, err
+	}
+	a.sliding.DropDevice(d.UserID, id)
+	return nil, nil
 }
 
 // deleteDevices answers POST /delete_devices.
@@ -91,5 +95,11 @@ func (a *API) deleteDevices(r *http.Request, d *auth.Device) (any, error) {
 	if req.Devices == nil {
 		return nil, mxerr.MissingParam("devices is required")
 	}
-	return nil, a.auth.DeleteDevices(r.Context(), d, "POST /delete_devices", *req.Devices, req.Auth)
+	if err := a.auth.DeleteDevices(r.Context(), d, "POST /delete_devices", *req.Devices, req.Auth); err != nil {
+		return nil, err
+	}
+	for _, id := range *req.Devices {
+		a.sliding.DropDevice(d.UserID, id)
+	}
+	return nil, nil
 }

@@ -71,7 +71,7 @@ func (a *API) authed(h authedFunc) http.Handler {
 		}
 		setRequester(r, d)
 		if a.consent != nil {
-			// Consent notice (issue 6): sent once per policy version on the
+			// Consent notice: sent once per policy version on the
 			// user's first request; afterwards a map lookup, no SQL.
 			a.consent.MaybeNotify(r.Context(), d.UserID)
 		}

@@ -129,7 +129,11 @@ func (a *API) refresh(r *http.Request) (any, error) {
 
 // logout answers POST /logout: the token and its device are removed.
 func (a *API) logout(r *http.Request, d *auth.Device) (any, error) {
-	return nil, a.auth.Logout(r.Context(), d)
+	if err := a.auth.Logout(r.Context(), d); err != nil {
+		return nil, err
+	}
+	a.sliding.DropDevice(d.UserID, d.DeviceID) // its sliding-sync connections
+	return nil, nil
 }
 
 // logoutAll answers POST /logout/all.

@@ -26,67 +26,56 @@ import (
 type API struct {
 	cfg      *config.Config
 	log      *slog.Logger
+	proxies  []netip.Prefix // http.trusted_proxies
+	router   *dispatcher
 	auth     *auth.Service
+	sso      *auth.SSO // single sign-on (sso.go)
 	account  *account.Service
 	push     *push.Service
 	sync     *syncapi.Service
+	sliding  *syncapi.Sliding // simplified sliding sync (sliding.go)
 	rooms    *roomserver.Server
 	typing   *typing.Tracker
 	keys     *keys.Service
-	backup   *keys.Backup // server-side key backups (roomkeys.go)
-	adminSvc *admin.Service
-	adminOps *admin.Ops // groups, export, erasure (admin_groups.go, admin_users.go; issue 7)
-	router   *dispatcher
-	proxies  []netip.Prefix // http.trusted_proxies
-	calls    *calls         // voice and video calls (voip.go, openid.go, delayed.go, rtc.go)
-	// consent: server notices and the consent gate (consent.go, notices.go, consentpage.go)
-	consent *consent.Service
-	media   *media.Service // media repository (media.go, admin_media.go)
-	userDir UserDirectory  // user directory search (userdir.go; issue 7)
-	sso     *auth.SSO      // single sign-on (sso.go; issue 5)
-
-	// sliding: simplified sliding sync (sliding.go).
-	sliding *syncapi.Sliding
+	backup   *keys.Backup     // server-side key backups (roomkeys.go)
+	consent  *consent.Service // server notices and the consent gate (consent.go, notices.go, consentpage.go)
+	media    *media.Service   // media repository (media.go, admin_media.go)
+	calls    *calls           // voice and video calls (voip.go, openid.go, delayed.go, rtc.go)
+	userDir  UserDirectory    // user directory search (userdir.go)
+	adminSvc *admin.Service   // admin views of accounts (admin.go)
+	adminOps *admin.Ops       // groups, export, erasure (admin_groups.go, admin_users.go)
 }
 
 // Services are the services the HTTP layer calls.
 type Services struct {
-	Auth    *auth.Service
-	Account *account.Service
-	Push    *push.Service
-	Sync    *syncapi.Service
-	Rooms   *roomserver.Server
-	Typing  *typing.Tracker
-	Keys    *keys.Service
-	Backup  *keys.Backup
-	Admin   *admin.Service
-	Calls   CallServices // OpenID tokens and delayed events (calls.go)
-	// Consent: server notices and consent (issue 6).
-	Consent *consent.Service
-
-	// AdminOps: groups, export, erasure (issue 7).
-	AdminOps *admin.Ops
-	// UserDirectory: user directory search (userdir.go; issue 7).
+	Auth          *auth.Service
+	SSO           *auth.SSO // nil: no single sign-on
+	Account       *account.Service
+	Push          *push.Service
+	Sync          *syncapi.Service
+	Rooms         *roomserver.Server
+	Typing        *typing.Tracker
+	Keys          *keys.Service
+	Backup        *keys.Backup
+	Consent       *consent.Service
+	Media         *media.Service
+	Calls         CallServices // OpenID tokens and delayed events (calls.go)
 	UserDirectory UserDirectory
-	// SSO: single sign-on with OpenID Connect (sso.go; issue 5).
-	SSO *auth.SSO
-	// Media: the media repository (media.go, admin_media.go; issue 10).
-	Media *media.Service
+	Admin         *admin.Service
+	AdminOps      *admin.Ops
 }
 
 // New builds the HTTP handler for the whole server.
 func New(cfg *config.Config, log *slog.Logger, s Services) *API {
-	a := &API{cfg: cfg, log: log, auth: s.Auth, account: s.Account, push: s.Push, sync: s.Sync, rooms: s.Rooms, typing: s.Typing, keys: s.Keys}
-	a.backup = s.Backup
-	a.adminSvc = s.Admin
-	a.adminOps = s.AdminOps
-	a.userDir = s.UserDirectory // issue 7
-	a.sso = s.SSO               // issue 5
-	a.calls = newCalls(s.Calls)
-	a.consent = s.Consent
-	a.media = s.Media // issue 10
+	a := &API{
+		cfg: cfg, log: log,
+		auth: s.Auth, sso: s.SSO, account: s.Account, push: s.Push, sync: s.Sync,
+		rooms: s.Rooms, typing: s.Typing, keys: s.Keys, backup: s.Backup,
+		consent: s.Consent, media: s.Media, calls: newCalls(s.Calls), userDir: s.UserDirectory,
+		adminSvc: s.Admin, adminOps: s.AdminOps,
+	}
 	if s.Sync != nil {
-		a.sliding = syncapi.NewSliding(s.Sync) // simplified sliding sync (sliding.go)
+		a.sliding = syncapi.NewSliding(s.Sync)
 	}
 	for _, p := range cfg.HTTP.TrustedProxies {
 		if prefix, err := config.ParseProxy(p); err == nil { // Validate reported bad ones
@@ -151,7 +140,7 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/publicRooms", a.authed(a.searchPublicRooms)).Methods("POST")
 	v3.Handle("/directory/list/room/{roomId}", a.public(a.getRoomVisibility)).Methods("GET")
 	v3.Handle("/directory/list/room/{roomId}", a.authed(a.setRoomVisibility)).Methods("PUT")
-	// User directory search (userdir.go; issue 7).
+	// User directory search (userdir.go).
 	v3.Handle("/user_directory/search", a.authed(a.searchUserDirectory)).Methods("POST")
 
 	// Devices (devices.go).
@@ -224,7 +213,7 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/pushrules/global/{kind}/{ruleId}/enabled", a.authed(a.setPushRuleEnabled)).Methods("PUT")
 	v3.Handle("/pushrules/global/{kind}/{ruleId}/actions", a.authed(a.getPushRuleActions)).Methods("GET")
 	v3.Handle("/pushrules/global/{kind}/{ruleId}/actions", a.authed(a.setPushRuleActions)).Methods("PUT")
-	// Pushers and the notification list (issue 11; pushers.go, notifications.go).
+	// Pushers and the notification list (pushers.go, notifications.go).
 	v3.Handle("/pushers", a.authed(a.getPushers)).Methods("GET")
 	v3.Handle("/pushers/set", a.authed(a.setPusher)).Methods("POST")
 	v3.Handle("/notifications", a.authed(a.getNotifications)).Methods("GET")
@@ -334,7 +323,7 @@ func (a *API) routes() *mux.Router {
 	root.Handle("/_synapse/admin/v1/media/delete", a.admin(a.adminPurgeMedia)).Methods("POST")
 	root.Handle("/_synapse/admin/v1/media/{serverName}/delete", a.admin(a.adminPurgeMedia)).Methods("POST")
 
-	// Single sign-on (sso.go; issue 5): HTML pages and redirects for the
+	// Single sign-on (sso.go): HTML pages and redirects for the
 	// browser. Synapse's callback paths are answered too, so a university
 	// moving from Synapse keeps its registered redirect URI.
 	v3.Handle("/login/sso/redirect", a.ssoRedirect()).Methods("GET")
@@ -349,7 +338,7 @@ func (a *API) routes() *mux.Router {
 	// Admin API, Synapse-compatible paths (admin.go): every route uses a.admin.
 	root.Handle("/_synapse/admin/v2/users/{userId}", a.admin(a.adminGetUser)).Methods("GET")
 
-	// Privacy, data rights and prepared groups (admin_users.go, admin_groups.go; issue 7).
+	// Privacy, data rights and prepared groups (admin_users.go, admin_groups.go).
 	root.Handle("/_synapse/admin/v1/deactivate/{userId}", a.admin(a.adminDeactivate)).Methods("POST")
 	root.Handle("/_aula/admin/v1/users/{userId}/export", a.admin(a.adminExport)).Methods("GET")
 	root.Handle("/_aula/admin/v1/groups", a.admin(a.adminCreateGroup)).Methods("POST")

@@ -37,24 +37,24 @@ type Config struct {
 	Presence      Presence      `yaml:"presence"`
 	HTTP          HTTP          `yaml:"http"`
 	Log           Log           `yaml:"log"`
-	// Media repository (issue 10; config/media.go).
+	// Media repository (config/media.go).
 	Media Media `yaml:"media"`
-	// Voice and video calls (issue 9; types in calls.go).
+	// Voice and video calls (types in calls.go).
 	Turn          Turn          `yaml:"turn"`
 	RTC           RTC           `yaml:"rtc"`
 	DelayedEvents DelayedEvents `yaml:"delayed_events"`
-	// Server notices and terms-of-service consent (issue 6).
+	// Server notices and terms-of-service consent.
 	ServerNotices ServerNotices `yaml:"server_notices"`
 	Consent       Consent       `yaml:"consent"`
-	// User directory search (issue 7).
+	// User directory search.
 	UserDirectory UserDirectory `yaml:"user_directory"`
-	// Single sign-on with OpenID Connect (issue 5, config/oidc.go).
+	// Single sign-on with OpenID Connect (config/oidc.go).
 	OIDCProviders []OIDCProvider `yaml:"oidc_providers"`
 	SSO           SSO            `yaml:"sso"`
-	// Privacy and data rights (issue 7; config/privacy.go).
+	// Privacy and data rights (config/privacy.go).
 	Privacy   Privacy   `yaml:"privacy"`
 	Retention Retention `yaml:"retention"`
-	// Pushers and push gateways (issue 11; config/push.go).
+	// Pushers and push gateways (config/push.go).
 	Push Push `yaml:"push"`
 	// AdminSocket is the Unix socket the running server serves the admin
 	// API on for local commands (aula group create, aula notice send): a
@@ -216,7 +216,7 @@ func Default() *Config {
 		},
 		Rooms: Rooms{
 			DefaultVersion: "11",
-			// Closed rooms (issue 7): no public join rule by default.
+			// Closed rooms: no public join rule by default.
 			AllowedJoinRules: []string{"invite", "knock", "restricted", "knock_restricted"},
 		},
 		Presence: Presence{
@@ -229,19 +229,19 @@ func Default() *Config {
 		Log: Log{Level: "info", Format: "text"},
 		// Privacy and data rights (privacy.go): no IP addresses, no retention limit.
 		Retention: Retention{PurgeInterval: Duration(time.Hour)},
-		// Pushers (issue 11, push.go): any gateway, no content in pushes.
+		// Pushers (push.go): any gateway, no content in pushes.
 		Push: Push{GatewayAllowlist: []string{}},
 		// Admin socket for local commands: <data_dir>/admin.sock.
 		AdminSocket: "admin.sock",
-		// Single sign-on (issue 5, oidc.go): no providers by default.
+		// Single sign-on (oidc.go): no providers by default.
 		OIDCProviders: []OIDCProvider{},
 		SSO:           SSO{ClientWhitelist: []string{}},
-		// Media repository (issue 10, media.go).
+		// Media repository (media.go).
 		Media: defaultMedia(),
-		// Calls (issue 9, calls.go).
+		// Calls (calls.go).
 		Turn:          defaultTurn,
 		DelayedEvents: defaultDelayedEvents,
-		// Server notices and consent (issue 6): consent is off unless enabled.
+		// Server notices and consent: consent is off unless enabled.
 		ServerNotices: ServerNotices{Localpart: "administrator", DisplayName: "Server Notices", RoomName: "Server Notices"},
 		Consent: Consent{
 			Version:             "1.0",

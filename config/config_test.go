@@ -450,7 +450,7 @@ func TestApplyEnvEveryKey(t *testing.T) {
 		reflect.TypeOf(int64(0)):    {"70000", int64(70000)},
 		reflect.TypeOf([]string{}):  {"x,y", []string{"x", "y"}},
 		reflect.TypeOf(Duration(0)): {"42s", Duration(42 * time.Second)},
-		// oidc_providers (issue 5): a YAML flow list of sections.
+		// oidc_providers: a YAML flow list of sections.
 		reflect.TypeOf([]OIDCProvider{}): {"[{id: uni, client_id: aula}]", []OIDCProvider{{ID: "uni", ClientID: "aula"}}},
 	}
 	env := map[string]string{}

@@ -86,7 +86,7 @@ func (c *Config) Validate() error {
 	if !slices.Contains(SupportedRoomVersions, c.Rooms.DefaultVersion) {
 		bad("rooms.default_version", "%q is not one of %s", c.Rooms.DefaultVersion, strings.Join(SupportedRoomVersions, ", "))
 	}
-	// Closed rooms (issue 7).
+	// Closed rooms.
 	for _, r := range c.Rooms.AllowedJoinRules {
 		if !slices.Contains([]string{"public", "invite", "knock", "restricted", "knock_restricted", "private"}, r) {
 			bad("rooms.allowed_join_rules", "%q is not a join rule (public, invite, knock, restricted, knock_restricted, private)", r)

@@ -406,7 +406,7 @@ func (s *Service) build(ctx context.Context, req Request, since Token, upto int6
 		jr.Ephemeral.Events = evs
 		rooms.Join[id] = jr
 	}
-	if err := s.unreadCounts(ctx, req, upto, rooms.Join); err != nil { // unread.go (issue 11)
+	if err := s.unreadCounts(ctx, req, upto, rooms.Join); err != nil { // unread.go
 		return nil, err
 	}
 	if rooms.Join != nil || rooms.Invite != nil || rooms.Leave != nil || rooms.Knock != nil {

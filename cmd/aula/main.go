@@ -126,7 +126,7 @@ func serve(args []string, stderr io.Writer) error {
 	defer stop()
 	// After the first signal, a second one ends a slow shutdown at once.
 	context.AfterFunc(ctx, stop)
-	// --dev only: the development identity provider (devidp.go, issue 5).
+	// --dev only: the development identity provider (devidp.go).
 	var idp *devidp.Provider
 	if *dev {
 		if idp, err = addDevIdP(cfg); err != nil {

@@ -41,13 +41,13 @@ type App struct {
 	Typing  *typing.Tracker // who is typing where (memory only)
 	Sync    *syncapi.Service
 	Consent *consent.Service // server notices and terms-of-service consent
-	Media   *media.Service   // media repository (issue 10)
+	Media   *media.Service   // media repository
 	Handler http.Handler
 	log     *slog.Logger
 	Delayed *delayed.Service // MSC4140 delayed events' scheduler
-	Push    *push.Service    // push rules, unread counts, pushers (issue 11)
+	Push    *push.Service    // push rules, unread counts, pushers
 	// AdminOps: admin-prepared groups, data export, erasure and retention
-	// (issue 7); Serve runs its retention loop.
+	//; Serve runs its retention loop.
 	AdminOps *admin.Ops
 	// AdminSocketHandler serves the admin API to local commands on the
 	// admin socket (admin_socket; adminsocket.go), which Serve opens.
@@ -90,8 +90,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	// Every committed write reaches /sync's notifier through the change
 	// feed, and every typing change through the tracker's notify.
 	notifier := syncapi.NewNotifier(pos)
-	// Push rules are evaluated in the background from the same feed
-	// (issue 11); the evaluator sees each change before /sync wakes, and
+	// Push rules are evaluated in the background from the same feed; the
+	// evaluator sees each change before /sync wakes, and
 	// /sync waits for it before reporting unread counts.
 	pushRules := push.NewService(db)
 	if err := pushRules.Start(ctx, pos, push.Options{GatewayAllowlist: cfg.Push.GatewayAllowlist, IncludeContent: cfg.Push.IncludeContent, Log: log}); err != nil {
@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	db.OnChange(func(p int64, cs []storage.Change) { pushRules.OnChange(p, cs); notifier.OnChange(p, cs) })
 	typingTracker := typing.New(nil, notifier.TypingChanged)
 	rooms := roomserver.New(db, cfg, key, log)
-	// Server notices and terms-of-service consent (issue 6).
+	// Server notices and terms-of-service consent.
 	consentSvc, err := consent.New(db, cfg, rooms, consent.DeriveKey(key.Private.Seed()), log)
 	if err == nil {
 		err = consentSvc.EnsureSystemUser(ctx)
@@ -115,14 +115,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		db.Close()
 		return nil, err
 	}
-	// MSC4140 delayed events (issue 9).
+	// MSC4140 delayed events.
 	delayedEvents := delayed.New(db, rooms, log, cfg.DelayedEvents.MaxDelay.D())
-	mediaSvc, err := media.New(db, cfg, log) // media repository (issue 10)
+	mediaSvc, err := media.New(db, cfg, log) // media repository
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	// Privacy and data rights (issue 7): with IP addresses off, drop any
+	// Privacy and data rights: with IP addresses off, drop any
 	// recorded while they were on.
 	if !cfg.StoreIPAddresses() {
 		if err := db.ForgetIPAddresses(ctx); err != nil {
@@ -132,26 +132,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	}
 	adminOps := admin.NewOps(db, rooms, authSvc, cfg, log)
 	api := clientapi.New(cfg, log, clientapi.Services{
-		Media:   mediaSvc, // media repository (issue 10)
-		Auth:    authSvc,
-		Account: account.New(db),
-		Push:    pushRules,
-		Sync:    syncSvc,
-		Rooms:   rooms,
-		Typing:  typingTracker,
-		Keys:    keys.New(db, cfg.ServerName),
-		Backup:  keys.NewBackup(db),
-		Admin:   admin.New(db, cfg.ServerName),
-		Consent: consentSvc, // server notices and consent (issue 6)
-
-		UserDirectory: db, // user directory search (issue 7)
-		// Single sign-on with OpenID Connect (issue 5).
-		SSO: auth.NewSSO(authSvc, db, cfg, log, nil),
-
-		// Voice and video calls (issue 9).
-		Calls: clientapi.CallServices{OpenID: openid.New(db), Delayed: delayedEvents},
-
-		AdminOps: adminOps, // groups, export, erasure (issue 7)
+		Auth:          authSvc,
+		Account:       account.New(db),
+		Push:          pushRules,
+		Sync:          syncSvc,
+		Rooms:         rooms,
+		Typing:        typingTracker,
+		Keys:          keys.New(db, cfg.ServerName),
+		Backup:        keys.NewBackup(db),
+		Admin:         admin.New(db, cfg.ServerName),
+		Consent:       consentSvc,
+		Media:         mediaSvc,
+		UserDirectory: db,
+		SSO:           auth.NewSSO(authSvc, db, cfg, log, nil),
+		Calls:         clientapi.CallServices{OpenID: openid.New(db), Delayed: delayedEvents},
+		AdminOps:      adminOps,
 	})
 	delayedEvents.Start() // sends delayed events that came due while the server was down
 	return &App{Config: cfg, DB: db, Auth: authSvc, Typing: typingTracker, Sync: syncSvc, Handler: api, log: log, Delayed: delayedEvents, Consent: consentSvc, Media: mediaSvc, AdminOps: adminOps, Push: pushRules, AdminSocketHandler: api.AdminSocketHandler()}, nil
@@ -161,7 +156,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 // releases the database.
 func (a *App) Close() error {
 	a.Typing.Close()
-	a.Push.Stop() // push evaluation and delivery (issue 11)
+	a.Push.Stop() // push evaluation and delivery
 	a.Sync.StopPresence()
 	a.Delayed.Close()
 	return a.DB.Close()
@@ -201,7 +196,7 @@ func (a *App) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	go a.AdminOps.RunRetention(ctx) // retention.max_lifetime (issue 7); returns at once when off
+	go a.AdminOps.RunRetention(ctx) // retention.max_lifetime; returns at once when off
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
