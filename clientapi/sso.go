@@ -91,7 +91,7 @@ func (a *API) ssoCookie(value string) *http.Cookie {
 func (a *API) ssoRedirect() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.sso.Enabled() {
-			writeJSON(w, http.StatusNotFound, mxerr.Unrecognized(http.StatusNotFound, "Single sign-on is not configured").Body())
+			writeSSONotConfigured(w)
 			return
 		}
 		redirect := r.URL.Query().Get("redirectUrl")
@@ -122,21 +122,32 @@ func (a *API) ssoRedirect() http.Handler {
 			writeJSON(w, http.StatusNotFound, mxerr.NotFound("Unknown identity provider").Body())
 			return
 		}
-		authURL, cookie, err := a.sso.Start(r.Context(), auth.StartRequest{ProviderID: idp, RedirectURL: redirect})
-		if err != nil {
-			a.ssoFail(w, r, err)
-			return
-		}
-		http.SetCookie(w, a.ssoCookie(cookie))
-		http.Redirect(w, r, authURL, http.StatusFound)
+		a.ssoStart(w, r, auth.StartRequest{ProviderID: idp, RedirectURL: redirect})
 	})
+}
+
+// ssoStart sends the browser to the provider for req, with the attempt's
+// cookie.
+func (a *API) ssoStart(w http.ResponseWriter, r *http.Request, req auth.StartRequest) {
+	authURL, cookie, err := a.sso.Start(r.Context(), req)
+	if err != nil {
+		a.ssoFail(w, r, err)
+		return
+	}
+	http.SetCookie(w, a.ssoCookie(cookie))
+	http.Redirect(w, r, authURL, http.StatusFound)
+}
+
+// writeSSONotConfigured answers an SSO path on a server without providers.
+func writeSSONotConfigured(w http.ResponseWriter) {
+	writeJSON(w, http.StatusNotFound, mxerr.Unrecognized(http.StatusNotFound, "Single sign-on is not configured").Body())
 }
 
 // ssoCallback answers the provider's redirect back to the server.
 func (a *API) ssoCallback() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.sso.Enabled() {
-			writeJSON(w, http.StatusNotFound, mxerr.Unrecognized(http.StatusNotFound, "Single sign-on is not configured").Body())
+			writeSSONotConfigured(w)
 			return
 		}
 		if err := r.ParseForm(); err != nil {
@@ -227,13 +238,7 @@ func (a *API) ssoReauth() http.Handler {
 			a.renderSSO(w, http.StatusBadRequest, "error", ssoPage{Title: "No single sign-on", Message: "Your account does not sign in through an identity provider of this server."})
 			return
 		}
-		authURL, cookie, err := a.sso.Start(r.Context(), auth.StartRequest{ProviderID: idp.ID, UIASession: session, UserID: userID})
-		if err != nil {
-			a.ssoFail(w, r, err)
-			return
-		}
-		http.SetCookie(w, a.ssoCookie(cookie))
-		http.Redirect(w, r, authURL, http.StatusFound)
+		a.ssoStart(w, r, auth.StartRequest{ProviderID: idp.ID, UIASession: session, UserID: userID})
 	})
 }
 
@@ -243,7 +248,7 @@ func (a *API) ssoBackchannelLogout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache, no-store")
 		if !a.sso.Enabled() {
-			writeJSON(w, http.StatusNotFound, mxerr.Unrecognized(http.StatusNotFound, "Single sign-on is not configured").Body())
+			writeSSONotConfigured(w)
 			return
 		}
 		if err := r.ParseForm(); err != nil || r.PostForm.Get("logout_token") == "" {

@@ -70,6 +70,18 @@ func ForEachServer(t *testing.T, change func(c *config.Config), fn func(t *testi
 // test ends.
 func Start(t testing.TB, c *config.Config) *Server {
 	t.Helper()
+	a := build(t, c)
+	ts := httptest.NewServer(a.Handler)
+	t.Cleanup(func() {
+		ts.Close()
+		a.Close()
+	})
+	return &Server{URL: ts.URL, Config: c, App: a, T: t}
+}
+
+// build validates c and builds the server on it, logging to the test.
+func build(t testing.TB, c *config.Config) *app.App {
+	t.Helper()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
@@ -78,12 +90,7 @@ func Start(t testing.TB, c *config.Config) *Server {
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
-	ts := httptest.NewServer(a.Handler)
-	t.Cleanup(func() {
-		ts.Close()
-		a.Close()
-	})
-	return &Server{URL: ts.URL, Config: c, App: a, T: t}
+	return a
 }
 
 // testWriter sends server logs to the test log.
@@ -292,14 +299,7 @@ func StartPublic(t testing.TB, c *config.Config, setup func(baseURL string, c *c
 	if setup != nil {
 		wrap = setup(base, c)
 	}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("test config: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := app.New(context.Background(), c, log)
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
+	a := build(t, c)
 	handler = a.Handler
 	if wrap != nil {
 		handler = wrap(a.Handler)
