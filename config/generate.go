@@ -124,6 +124,11 @@ signing_key_path: ""
 
 # The database: "sqlite:PATH" (embedded, fine for a few hundred users) or a
 # PostgreSQL URL such as postgres://aula:secret@localhost/aula?sslmode=disable.
+# Other URL parameters are PostgreSQL settings for aula's sessions. With
+# &synchronous_commit=off a commit no longer waits for the disk to flush:
+# a power failure can then lose the last fraction of a second of writes (the
+# database stays consistent, as SQLite in WAL mode here does), and a disk
+# that stalls no longer stalls every request (docs/benchmarks.md).
 database: {{printf "%q" .Database}}
 
 # Unix socket on which the running server serves the admin API to local

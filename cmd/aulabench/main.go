@@ -16,6 +16,10 @@
 //	        going to room k mod R. Reports events/s and PUT /send latency.
 //	sync-wake, sync-fanout, sync-idle
 //	        long-polling /sync clients: see sync.go.
+//	fsync   no server: writes 8 KiB blocks to a file in -dir and syncs
+//	        each to disk (fdatasync), as a database commit does, and
+//	        reports how long the disk takes (fsync.go). A disk that stalls
+//	        for tens of milliseconds stalls every commit waiting on it.
 //
 // By default the workers run closed-loop (each sends its next request as soon
 // as the previous one is answered: the maximum throughput). With -rate the
@@ -25,7 +29,8 @@
 //
 // With -pid the server's CPU time (utime+stime from /proc/PID/stat) per
 // operation and its VmRSS/VmHWM before and after are reported; -pg-pid adds
-// the CPU of a PostgreSQL postmaster and its backends.
+// the CPU of a PostgreSQL postmaster and its backends. The load tool's own
+// CPU per operation is always reported, since it shares the cores.
 //
 // Example:
 //
@@ -70,6 +75,7 @@ type options struct {
 	pgPID       int
 	json        bool
 	rooms       int
+	dir         string      // fsync: where the test file goes
 	sync        syncOptions // the sync scenarios' flags (sync.go)
 }
 
@@ -87,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("aulabench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8008", "base URL of the server (loopback only)")
-	fs.StringVar(&o.scenario, "scenario", "login", "login, whoami, send, sync-wake, sync-fanout or sync-idle")
+	fs.StringVar(&o.scenario, "scenario", "login", "login, whoami, send, sync-wake, sync-fanout, sync-idle or fsync")
 	fs.IntVar(&o.rooms, "rooms", 1, "send, sync-wake: number of rooms the messages are spread over; sync-idle: rooms of the user")
 	fs.StringVar(&o.secret, "secret", "", "registration shared secret, to create the users (empty: they must exist)")
 	fs.IntVar(&o.users, "users", 8, "number of users")
@@ -101,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.pid, "pid", 0, "server process ID: report its CPU per operation and its memory")
 	fs.IntVar(&o.pgPID, "pg-pid", 0, "PostgreSQL postmaster process ID: report its CPU (with backends) per operation")
 	fs.BoolVar(&o.json, "json", false, "print the result as JSON instead of a table")
+	fs.StringVar(&o.dir, "dir", "", "fsync: directory on the disk to test (e.g. the database's)")
 	addSyncFlags(fs, &o.sync)
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -108,8 +115,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case o.scenario != "login" && o.scenario != "whoami" && o.scenario != "send" && !isSyncScenario(o.scenario):
-		return o, fmt.Errorf("unknown scenario %q (login, whoami, send, sync-wake, sync-fanout or sync-idle)", o.scenario)
+	case o.scenario != "login" && o.scenario != "whoami" && o.scenario != "send" && o.scenario != "fsync" && !isSyncScenario(o.scenario):
+		return o, fmt.Errorf("unknown scenario %q (login, whoami, send, sync-wake, sync-fanout, sync-idle or fsync)", o.scenario)
+	case o.scenario == "fsync" && o.dir == "":
+		return o, errors.New("-scenario fsync needs -dir")
 	case o.rooms < 1 || o.rooms > 10000:
 		return o, errors.New("-rooms must be in [1, 10000]")
 	case o.users < 1 || o.concurrency < 1:
@@ -130,6 +139,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if o.scenario == "fsync" {
+		return runFsync(o, stdout)
 	}
 	c, err := newClient(o.target, o.concurrency, o.timeout)
 	if err != nil {
@@ -405,6 +417,7 @@ func runSend(ctx context.Context, c *client, o options, users []string) (*result
 type measure struct {
 	start             time.Time
 	cpu0, pgCPU0      float64
+	selfCPU0          float64 // the load tool's own
 	mem0              memInfo
 	load0             string
 	serverErr, pgErrs error
@@ -412,6 +425,7 @@ type measure struct {
 
 func startMeasure(o options) *measure {
 	m := &measure{start: time.Now(), load0: loadAvg()}
+	m.selfCPU0, _ = procCPU(os.Getpid())
 	if o.pid > 0 {
 		m.cpu0, m.serverErr = procCPU(o.pid)
 		if m.serverErr == nil {
@@ -459,6 +473,12 @@ func (m *measure) finish(o options, opName string, ok int64, recs ...*recorder) 
 			}
 		}
 	}
+	if cpu1, err := procCPU(os.Getpid()); err == nil {
+		res.LoadTool = &procResult{PID: os.Getpid(), CPUSeconds: cpu1 - m.selfCPU0}
+		if ok > 0 {
+			res.LoadTool.CPUMicrosPerOp = res.LoadTool.CPUSeconds / float64(ok) * 1e6
+		}
+	}
 	if o.pgPID > 0 {
 		res.Postgres = &procResult{PID: o.pgPID}
 		if cpu1, err := treeCPU(o.pgPID); err != nil || m.pgErrs != nil {
@@ -490,6 +510,7 @@ type result struct {
 	Requests     []summary   `json:"requests"`
 	Server       *procResult `json:"server,omitempty"`
 	Postgres     *procResult `json:"postgres,omitempty"`
+	LoadTool     *procResult `json:"load_tool,omitempty"` // aulabench itself
 }
 
 type procResult struct {
@@ -523,7 +544,7 @@ func (r *result) print(w io.Writer) {
 	for _, p := range []struct {
 		name string
 		r    *procResult
-	}{{"server", r.Server}, {"postgres", r.Postgres}} {
+	}{{"server", r.Server}, {"postgres", r.Postgres}, {"load tool", r.LoadTool}} {
 		if p.r == nil {
 			continue
 		}

@@ -149,3 +149,24 @@ func TestTablePrints(t *testing.T) {
 		}
 	}
 }
+
+func TestFsyncScenario(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := run([]string{"-scenario", "fsync", "-dir", dir, "-d", "300ms", "-n", "200", "-json"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var r fsyncResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("%v in %s", err, out.String())
+	}
+	if r.Syncs < 1 || r.Syncs > 200 || r.P50MS <= 0 || r.MaxMS < r.P99MS || r.P99MS < r.P50MS {
+		t.Errorf("implausible result %+v", r)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("test file left behind: %v", left)
+	}
+	if err := run([]string{"-scenario", "fsync"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-dir") {
+		t.Errorf("fsync without -dir: %v", err)
+	}
+}
