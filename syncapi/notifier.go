@@ -28,6 +28,7 @@ type Notifier struct {
 	presenceAll int64
 	devicesAll  int64
 	presence    recentPresence // the latest presence changes (recent.go)
+	sinceTrim   int            // changes applied since the recent lists were last trimmed
 	rooms       map[string]*roomWatch
 	users       map[string]*userWatch
 }
@@ -165,6 +166,24 @@ func (n *Notifier) OnChange(pos int64, changes []storage.Change) {
 		}
 	}
 	n.pos = max(n.pos, pos)
+	if n.sinceTrim += len(changes); n.sinceTrim >= trimEvery {
+		n.sinceTrim = 0
+		n.trimRecent()
+	}
+}
+
+// trimRecent drops what the rooms' recent lists hold from more than
+// recentHorizon positions ago (recent.go).
+func (n *Notifier) trimRecent() {
+	horizon := n.pos - recentHorizon
+	if horizon <= n.start {
+		return
+	}
+	for _, r := range n.rooms {
+		if r.recent != nil {
+			r.recent.trim(horizon)
+		}
+	}
 }
 
 // userChanged records a change of the user's own data and wakes them.

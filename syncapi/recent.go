@@ -11,6 +11,16 @@ import (
 // find what it missed without a query.
 const maxRecent = 64
 
+// recentHorizon bounds the notifier's memory across rooms: entries more
+// than this many stream positions behind the newest are dropped from every
+// room's list (every trimEvery changes), so at most this many events and
+// receipts are held in all, however many rooms have been active. A /sync
+// from further back reads the database, as it would after a restart.
+const (
+	recentHorizon = 20000
+	trimEvery     = 1024
+)
+
 // recentEvent is an event of a room's recent list.
 type recentEvent struct {
 	ev  storage.Event
@@ -77,6 +87,33 @@ func (r *recent) addReceipt(rc storage.Receipt) {
 		r.receipts = append(r.receipts[:0], r.receipts[1:]...)
 	}
 	r.receipts = append(r.receipts, rc)
+}
+
+// trim drops the entries at or below horizon. The list is then complete
+// only after horizon.
+func (r *recent) trim(horizon int64) {
+	if r.complete >= horizon {
+		return
+	}
+	r.complete = horizon
+	r.events = trimmed(r.events, func(e recentEvent) bool { return e.ev.StreamPos <= horizon })
+	r.receipts = trimmed(r.receipts, func(rc storage.Receipt) bool { return rc.StreamPos <= horizon })
+}
+
+// trimmed removes the leading entries old reports true for (the lists are
+// oldest first), releasing the list's memory when nothing is left.
+func trimmed[T any](list []T, old func(T) bool) []T {
+	n := 0
+	for n < len(list) && old(list[n]) {
+		n++
+	}
+	if n == len(list) {
+		return nil
+	}
+	if n == 0 {
+		return list
+	}
+	return append(list[:0], list[n:]...)
 }
 
 // after returns copies of the events and receipts after since up to upto,
