@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/tidwall/gjson"
 )
 
 // The search index, event_search, holds one row per event with text to
@@ -32,22 +34,27 @@ func searchText(eventType string, eventJSON []byte) string {
 	default:
 		return ""
 	}
-	// A map keeps key matching exact (a struct field would match "Body").
-	var ev struct {
-		Content map[string]any `json:"content"`
-	}
-	if json.Unmarshal(eventJSON, &ev) != nil {
-		return ""
-	}
-	content := ev.Content
+	// gjson reads the one field without decoding the event (several times
+	// cheaper than encoding/json on every message sent); keys match
+	// exactly, as they should.
 	var text string
 	switch eventType {
-	case "m.room.message":
-		text, _ = content["body"].(string)
-	case "m.room.name":
-		text, _ = content["name"].(string)
+	case "m.room.message", "m.room.name":
+		key := "content.body"
+		if eventType == "m.room.name" {
+			key = "content.name"
+		}
+		if v := gjson.GetBytes(eventJSON, key); v.Type == gjson.String {
+			text = v.String()
+		}
 	case "m.room.topic":
-		text = plainTopic(content)
+		var ev struct {
+			Content map[string]any `json:"content"`
+		}
+		if json.Unmarshal(eventJSON, &ev) != nil {
+			return ""
+		}
+		text = plainTopic(ev.Content)
 	}
 	if strings.ContainsRune(text, 0) {
 		return ""

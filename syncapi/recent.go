@@ -1,7 +1,7 @@
 package syncapi
 
 import (
-	"encoding/json"
+	"github.com/tidwall/gjson"
 
 	"github.com/aula-chat/aula/storage"
 )
@@ -45,27 +45,20 @@ type recent struct {
 // addEvent appends an event, dropping the oldest beyond maxRecent.
 func (r *recent) addEvent(c storage.Change) {
 	re := recentEvent{ev: *c.Event, txn: c.Txn}
-	var f struct {
-		Redacts string `json:"redacts"`
-		Content struct {
-			Redacts   string `json:"redacts"`
-			RelatesTo *struct {
-				RelType string `json:"rel_type"`
-				EventID string `json:"event_id"`
-			} `json:"m.relates_to"`
-		} `json:"content"`
-	}
-	_ = json.Unmarshal(c.Event.JSON, &f) // stored events are valid JSON
-	if rel := f.Content.RelatesTo; rel != nil {
-		switch rel.RelType {
-		case "m.replace", "m.thread", "m.reference":
-			re.relatesTo = rel.EventID
+	// gjson picks the few fields out without decoding the whole event,
+	// which matters because every event sent passes here.
+	f := gjson.GetManyBytes(c.Event.JSON, "content.m\\.relates_to.rel_type", "content.m\\.relates_to.event_id",
+		"redacts", "content.redacts")
+	switch f[0].Str {
+	case "m.replace", "m.thread", "m.reference":
+		if f[1].Type == gjson.String {
+			re.relatesTo = f[1].Str
 		}
 	}
 	if c.Event.Type == "m.room.redaction" {
-		target := f.Redacts
+		target := f[2].Str
 		if target == "" {
-			target = f.Content.Redacts
+			target = f[3].Str
 		}
 		for i := range r.events {
 			if r.events[i].ev.EventID == target {

@@ -69,3 +69,26 @@ func TestTrimKeepsEntriesAfterTheHorizon(t *testing.T) {
 		t.Error("after(5) answered from a list complete only after 6")
 	}
 }
+
+func TestRecentEventRelationsAndRedactions(t *testing.T) {
+	r := &recent{}
+	add := func(pos int64, typ, json string) {
+		r.addEvent(storage.Change{Pos: pos, Kind: storage.ChangeEvent, RoomID: "!r:x",
+			Event: &storage.Event{StreamPos: pos, EventID: "$" + string(rune('a'+pos)), Type: typ, JSON: []byte(json)}})
+	}
+	add(1, "m.room.message", `{"content":{"body":"x"}}`)
+	add(2, "m.room.message", `{"content":{"m.relates_to":{"rel_type":"m.replace","event_id":"$b"}}}`)
+	add(3, "m.room.message", `{"content":{"m.relates_to":{"rel_type":"m.annotation","event_id":"$b"}}}`)
+	add(4, "m.room.message", `{"content":{"m.relates_to":{"rel_type":"m.thread","event_id":7}}}`)
+	add(5, "m.room.redaction", `{"redacts":"$b","content":{}}`)             // room versions before 11
+	add(6, "m.room.redaction", `{"content":{"redacts":"$d","reason":"x"}}`) // room version 11
+	want := []struct {
+		relatesTo string
+		redacted  bool
+	}{{"", false}, {"", true}, {"$b", false}, {"", true}, {"", false}, {"", false}, {"", false}}
+	for i, e := range r.events {
+		if e.relatesTo != want[i+1].relatesTo || e.redacted != want[i+1].redacted {
+			t.Errorf("event %d: relatesTo %q redacted %v; want %+v", i+1, e.relatesTo, e.redacted, want[i+1])
+		}
+	}
+}
