@@ -128,6 +128,10 @@ func TestAgainstServer(t *testing.T) {
 		if r.Ops != 50 || r.UsersCreated != 0 {
 			t.Errorf("whoami: ops %d, created %d; want 50 and 0 (users reused)", r.Ops, r.UsersCreated)
 		}
+		r = bench("-scenario", "send", "-n", "30", "-rooms", "2", "-rate", "300")
+		if r.Ops != 30 || r.Op != "event" || r.LoadTool == nil || r.LoadTool.CPUSeconds <= 0 {
+			t.Errorf("send: ops %d (%s), load tool %+v; want 30 events and the tool's CPU", r.Ops, r.Op, r.LoadTool)
+		}
 		// Every bench device was logged out again.
 		u := s.Login("bench-0", "bench-password-1")
 		devs := s.Do("GET", "/_matrix/client/v3/devices", u.Token, nil).Expect(t, 200, "")
