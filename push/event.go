@@ -82,9 +82,11 @@ func escapeKey(k string) string {
 	if !strings.ContainsAny(k, `.\`) {
 		return k
 	}
-	r := strings.NewReplacer(`\`, `\\`, `.`, `\.`)
-	return r.Replace(k)
+	return keyEscaper.Replace(k)
 }
+
+// keyEscaper is built once: a Replacer compiles itself on first use.
+var keyEscaper = strings.NewReplacer(`\`, `\\`, `.`, `\.`)
 
 // canonicalKey rewrites a condition key into the escaping flatten uses: a
 // backslash escapes the next character, an unescaped dot separates
