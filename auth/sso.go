@@ -17,6 +17,7 @@ import (
 
 	"github.com/aula-chat/aula/config"
 	"github.com/aula-chat/aula/internal/mxerr"
+	"github.com/aula-chat/aula/internal/sealed"
 	"github.com/aula-chat/aula/storage"
 )
 
@@ -35,8 +36,7 @@ type SSO struct {
 	providers []*oidcProvider
 	byID      map[string]*oidcProvider
 
-	keyMu sync.Mutex
-	key   []byte // HMAC key of the session cookie
+	cookies *sealed.Sealer // signs the session cookie (ssosession.go)
 
 	mapMu sync.Mutex // serialises first sign-ins, so two cannot race for a localpart
 }
@@ -56,7 +56,10 @@ func NewSSO(svc *Service, db *storage.DB, cfg *config.Config, log *slog.Logger, 
 	if client == nil {
 		client = &http.Client{Timeout: 15 * time.Second}
 	}
-	s := &SSO{svc: svc, db: db, cfg: cfg, log: log, byID: map[string]*oidcProvider{}}
+	s := &SSO{svc: svc, db: db, cfg: cfg, log: log, byID: map[string]*oidcProvider{},
+		// The key is kept in the database, so that every restart (and
+		// every process) agrees on it.
+		cookies: sealed.New("aula sso session", func(ctx context.Context) ([]byte, error) { return db.ServerSecret(ctx, "sso_cookie") })}
 	for _, p := range cfg.OIDCProviders {
 		op := &oidcProvider{cfg: p, client: client, redirectURL: cfg.PublicBaseURL + "_aula/client/oidc/callback"}
 		s.providers = append(s.providers, op)
@@ -155,6 +158,11 @@ type CallbackResult struct {
 	// UIASession is the UIA session whose m.login.sso stage is now
 	// complete (re-authentication).
 	UIASession string
+	// Internal marks a sign-in that continues inside aula (RedirectURL is
+	// under internalPrefix): no login token was issued. Provider and
+	// SessionID name the provider session, for the device it leads to.
+	Internal            bool
+	Provider, SessionID string
 }
 
 // Callback completes a sign-on from the provider's redirect: cookie is
@@ -209,6 +217,9 @@ func (s *SSO) Callback(ctx context.Context, cookie string, query url.Values) (*C
 	if err != nil {
 		return nil, err
 	}
+	if strings.HasPrefix(sess.RedirectURL, s.cfg.PublicBaseURL+internalPrefix) {
+		return &CallbackResult{UserID: userID, RedirectURL: sess.RedirectURL, Internal: true, Provider: p.cfg.ID, SessionID: sid}, nil
+	}
 	token, err := s.issueLoginToken(ctx, userID, p.cfg.ID, sid)
 	if err != nil {
 		return nil, err
@@ -231,6 +242,12 @@ func (s *SSO) finishReauth(ctx context.Context, p *oidcProvider, sess *ssoSessio
 	}
 	return &CallbackResult{UserID: userID, UIASession: sess.UIASession}, nil
 }
+
+// internalPrefix is where, below public_baseurl, a sign-in continues
+// inside aula: the OAuth 2.0 authorization server (oauth.PathPrefix,
+// docs/oauth.md). Such a sign-in gets no login token, so none can leak
+// from a URL, and the browser goes on without a confirmation page.
+const internalPrefix = "_aula/oauth2/"
 
 // withLoginToken adds loginToken to the client's redirect URL, replacing
 // any loginToken it had.

@@ -15,6 +15,7 @@ func (a *API) getLoginFlows(r *http.Request) (any, error) {
 		flows = append(flows, map[string]any{"type": auth.StagePassword})
 	}
 	flows = append(flows, a.ssoLoginFlows()...) // m.login.sso and m.login.token (sso.go)
+	a.oauthAwareFlows(flows)                    // oauth_aware_preferred on m.login.sso (oauth.go)
 	return map[string]any{"flows": flows}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/aula-chat/aula/internal/mxerr"
 	"github.com/aula-chat/aula/keys"
 	"github.com/aula-chat/aula/media"
+	"github.com/aula-chat/aula/oauth"
 	"github.com/aula-chat/aula/push"
 	"github.com/aula-chat/aula/roomserver"
 	"github.com/aula-chat/aula/syncapi"
@@ -29,7 +30,8 @@ type API struct {
 	proxies  []netip.Prefix // http.trusted_proxies
 	router   *dispatcher
 	auth     *auth.Service
-	sso      *auth.SSO // single sign-on (sso.go)
+	sso      *auth.SSO     // single sign-on (sso.go)
+	oauth    *oauth.Server // the OAuth 2.0 API (oauth.go)
 	account  *account.Service
 	push     *push.Service
 	sync     *syncapi.Service
@@ -49,7 +51,8 @@ type API struct {
 // Services are the services the HTTP layer calls.
 type Services struct {
 	Auth          *auth.Service
-	SSO           *auth.SSO // nil: no single sign-on
+	SSO           *auth.SSO     // nil: no single sign-on
+	OAuth         *oauth.Server // nil: no OAuth 2.0 API
 	Account       *account.Service
 	Push          *push.Service
 	Sync          *syncapi.Service
@@ -69,7 +72,7 @@ type Services struct {
 func New(cfg *config.Config, log *slog.Logger, s Services) *API {
 	a := &API{
 		cfg: cfg, log: log,
-		auth: s.Auth, sso: s.SSO, account: s.Account, push: s.Push, sync: s.Sync,
+		auth: s.Auth, sso: s.SSO, oauth: s.OAuth, account: s.Account, push: s.Push, sync: s.Sync,
 		rooms: s.Rooms, typing: s.Typing, keys: s.Keys, backup: s.Backup,
 		consent: s.Consent, media: s.Media, calls: newCalls(s.Calls), userDir: s.UserDirectory,
 		adminSvc: s.Admin, adminOps: s.AdminOps,
@@ -334,6 +337,16 @@ func (a *API) routes() *mux.Router {
 	root.Handle("/_synapse/client/oidc/callback", a.ssoCallback()).Methods("GET", "POST")
 	root.Handle("/_aula/client/oidc/backchannel_logout", a.ssoBackchannelLogout()).Methods("POST")
 	root.Handle("/_synapse/client/oidc/backchannel_logout", a.ssoBackchannelLogout()).Methods("POST")
+
+	// The OAuth 2.0 API (oauth.go, docs/oauth.md): server metadata, and the
+	// authorization server, whose browser part goes through single sign-on.
+	v1.Handle("/auth_metadata", a.public(a.getAuthMetadata)).Methods("GET")
+	root.Handle("/_matrix/client/unstable/org.matrix.msc2965/auth_metadata", a.public(a.getAuthMetadata)).Methods("GET")
+	root.Handle(oauth.RegisterPath, a.oauthRegister()).Methods("POST")
+	root.Handle(oauth.AuthorizePath, a.oauthAuthorize()).Methods("GET")
+	root.Handle(oauth.ConsentPath, a.oauthConsent()).Methods("GET", "POST")
+	root.Handle(oauth.TokenPath, a.oauthToken()).Methods("POST")
+	root.Handle(oauth.RevokePath, a.oauthRevoke()).Methods("POST")
 
 	// Admin API, Synapse-compatible paths (admin.go): every route uses a.admin.
 	root.Handle("/_synapse/admin/v2/users/{userId}", a.admin(a.adminGetUser)).Methods("GET")

@@ -169,6 +169,10 @@ func (a *API) ssoCallback() http.Handler {
 			a.renderSSO(w, http.StatusOK, "done", ssoPage{Title: "Confirmed"})
 			return
 		}
+		if res.Internal {
+			a.oauthSignedIn(w, r, res) // an OAuth 2.0 authorization continues (oauth.go)
+			return
+		}
 		if a.sso.Trusted(res.RedirectURL) {
 			http.Redirect(w, r, res.RedirectURL, http.StatusFound)
 			return

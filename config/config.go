@@ -235,7 +235,7 @@ func Default() *Config {
 		AdminSocket: "admin.sock",
 		// Single sign-on (oidc.go): no providers by default.
 		OIDCProviders: []OIDCProvider{},
-		SSO:           SSO{ClientWhitelist: []string{}},
+		SSO:           SSO{ClientWhitelist: []string{}, OAuthAPI: true},
 		// Media repository (media.go).
 		Media: defaultMedia(),
 		// Calls (calls.go).

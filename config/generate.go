@@ -186,6 +186,13 @@ sso:
   # prefixes (https://chat.uni.example/). Others get the page, so a
   # phishing link cannot silently collect a login.
   client_whitelist: []
+  # Serve the Matrix OAuth 2.0 API (auth_metadata, client registration,
+  # authorization, token and revocation under /_aula/oauth2/; see
+  # docs/oauth.md) while an oidc_providers entry is configured. Element X
+  # signs in only through it; Element Web uses it when it is on. The
+  # sign-in itself still happens at the provider. false leaves only
+  # m.login.sso.
+  oauth_api: {{.D.SSO.OAuthAPI}}
 
 password_login:
   # Offer m.login.password on /login and as a confirmation step for

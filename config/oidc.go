@@ -70,6 +70,10 @@ type SSO struct {
 	// confirmation page: a host name (chat.uni.example) or a URL prefix
 	// (https://app.element.io/).
 	ClientWhitelist []string `yaml:"client_whitelist"`
+	// OAuthAPI serves the Matrix OAuth 2.0 API (docs/oauth.md), through
+	// which Element X signs in, whenever a provider is configured; false
+	// leaves only m.login.sso (default true).
+	OAuthAPI bool `yaml:"oauth_api"`
 }
 
 // UsesPKCE reports whether the provider gets a PKCE code challenge.

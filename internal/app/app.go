@@ -25,6 +25,7 @@ import (
 	"github.com/aula-chat/aula/delayed"
 	"github.com/aula-chat/aula/keys"
 	"github.com/aula-chat/aula/media"
+	"github.com/aula-chat/aula/oauth"
 	"github.com/aula-chat/aula/openid"
 	"github.com/aula-chat/aula/push"
 	"github.com/aula-chat/aula/roomserver"
@@ -49,6 +50,8 @@ type App struct {
 	// AdminOps: admin-prepared groups, data export, erasure and retention
 	//; Serve runs its retention loop.
 	AdminOps *admin.Ops
+	// OAuth is the OAuth 2.0 authorization server (docs/oauth.md).
+	OAuth *oauth.Server
 	// AdminSocketHandler serves the admin API to local commands on the
 	// admin socket (admin_socket; adminsocket.go), which Serve opens.
 	AdminSocketHandler http.Handler
@@ -131,6 +134,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		}
 	}
 	adminOps := admin.NewOps(db, rooms, authSvc, cfg, log)
+	oauthSrv := oauth.New(db, cfg, authSvc, log) // the OAuth 2.0 API
 	api := clientapi.New(cfg, log, clientapi.Services{
 		Auth:          authSvc,
 		Account:       account.New(db),
@@ -145,11 +149,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		Media:         mediaSvc,
 		UserDirectory: db,
 		SSO:           auth.NewSSO(authSvc, db, cfg, log, nil),
+		OAuth:         oauthSrv,
 		Calls:         clientapi.CallServices{OpenID: openid.New(db), Delayed: delayedEvents},
 		AdminOps:      adminOps,
 	})
 	delayedEvents.Start() // sends delayed events that came due while the server was down
-	return &App{Config: cfg, DB: db, Auth: authSvc, Typing: typingTracker, Sync: syncSvc, Handler: api, log: log, Delayed: delayedEvents, Consent: consentSvc, Media: mediaSvc, AdminOps: adminOps, Push: pushRules, AdminSocketHandler: api.AdminSocketHandler()}, nil
+	return &App{Config: cfg, DB: db, Auth: authSvc, Typing: typingTracker, Sync: syncSvc, Handler: api, log: log, Delayed: delayedEvents, Consent: consentSvc, Media: mediaSvc, AdminOps: adminOps, Push: pushRules, OAuth: oauthSrv, AdminSocketHandler: api.AdminSocketHandler()}, nil
 }
 
 // Close stops the typing tracker's timer and the presence sweeper, and
