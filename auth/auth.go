@@ -14,6 +14,7 @@ import (
 
 	"github.com/aula-chat/aula/config"
 	"github.com/aula-chat/aula/internal/mxerr"
+	"github.com/aula-chat/aula/internal/ratelimit"
 	"github.com/aula-chat/aula/storage"
 )
 
@@ -31,7 +32,7 @@ type Service struct {
 	cfg    *config.Config
 	log    *slog.Logger
 	uia    *uiaSessions
-	failed *limiter // failed password attempts per user
+	failed *ratelimit.Limiter // failed password attempts per user
 
 	hasher *hasher     // bcrypt with bounded concurrency
 	tokens *tokenCache // access token → device, invalidated on revocation
@@ -42,7 +43,7 @@ type Service struct {
 
 	// badRegTokens counts wrong registration tokens per client address, so
 	// that tokens cannot be guessed (the spec asks for rate limiting).
-	badRegTokens *limiter
+	badRegTokens *ratelimit.Limiter
 
 	clock atomic.Pointer[func() time.Time] // nil: time.Now
 }
@@ -73,12 +74,12 @@ func New(db *storage.DB, cfg *config.Config, log *slog.Logger) (*Service, error)
 		cfg:          cfg,
 		log:          log,
 		uia:          newUIASessions(),
-		failed:       newLimiter(5, time.Minute/5), // 5 tries, then one every 12 s
+		failed:       ratelimit.New(5, time.Minute/5), // 5 tries, then one every 12 s
 		hasher:       newHasher(cfg.PasswordLogin.BcryptCost),
 		tokens:       newTokenCache(time.Minute, 100_000),
 		seen:         make(map[string]int64),
 		nonces:       newNonceStore(),
-		badRegTokens: newLimiter(5, time.Minute/6), // 5 tries, then one every 10 s
+		badRegTokens: ratelimit.New(5, time.Minute/6), // 5 tries, then one every 10 s
 	}, nil
 }
 
@@ -296,7 +297,7 @@ func (s *Service) LoginPassword(ctx context.Context, r LoginRequest) (*Tokens, e
 // be registered again).
 func (s *Service) verifyPassword(ctx context.Context, userID, password string) error {
 	now := s.now()
-	if retry := s.failed.wait(userID, now); retry > 0 {
+	if retry := s.failed.Wait(userID, now); retry > 0 {
 		return limitExceeded(retry)
 	}
 	u, err := s.db.User(ctx, userID)
@@ -315,7 +316,7 @@ func (s *Service) verifyPassword(ctx context.Context, userID, password string) e
 		return err
 	}
 	if !ok {
-		s.failed.take(userID, now)
+		s.failed.Take(userID, now)
 		return mxerr.Forbidden("Invalid username or password")
 	}
 	return nil

@@ -245,11 +245,11 @@ func (s *Service) RegistrationTokenValid(token, clientIP string) (bool, error) {
 		return false, mxerr.Forbidden("Registration is disabled on this server")
 	}
 	now := s.now()
-	if retry := s.badRegTokens.wait(clientIP, now); retry > 0 {
+	if retry := s.badRegTokens.Wait(clientIP, now); retry > 0 {
 		return false, limitExceeded(retry)
 	}
 	if !s.validRegistrationToken(token) {
-		s.badRegTokens.take(clientIP, now)
+		s.badRegTokens.Take(clientIP, now)
 		return false, nil
 	}
 	return true, nil

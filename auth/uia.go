@@ -213,11 +213,11 @@ func (s *Service) completeStage(ctx context.Context, r UIARequest, sess *uiaSess
 			return stageErr, fatal
 		}
 	case StageRegistrationToken:
-		if retry := s.badRegTokens.wait(r.ClientIP, s.now()); retry > 0 {
+		if retry := s.badRegTokens.Wait(r.ClientIP, s.now()); retry > 0 {
 			return nil, limitExceeded(retry)
 		}
 		if !s.validRegistrationToken(dict.Token) {
-			s.badRegTokens.take(r.ClientIP, s.now())
+			s.badRegTokens.Take(r.ClientIP, s.now())
 			return mxerr.New(http.StatusUnauthorized, "M_UNAUTHORIZED", "Invalid registration token"), nil
 		}
 		s.uia.mu.Lock()

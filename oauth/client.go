@@ -93,10 +93,11 @@ func (s *Server) Register(ctx context.Context, body []byte, addr string) (*Clien
 	hash := hashSecret(string(raw))
 	now := s.now()
 	if _, err := s.db.OAuthClientByHash(ctx, hash); errors.Is(err, storage.ErrNotFound) {
-		if wait := s.registrations.take(addr, now); wait > 0 {
+		if wait := s.registrations.Wait(addr, now); wait > 0 {
 			return nil, &Error{Status: http.StatusTooManyRequests, Code: "invalid_request",
 				Description: "Too many client registrations from this address; try again later", RetryAfter: wait}
 		}
+		s.registrations.Take(addr, now)
 	} else if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestParseScope(t *testing.T) {
@@ -124,23 +123,6 @@ func TestRespond(t *testing.T) {
 		if got := p.respond(url.Values{"code": {"c"}}); got != tt.want {
 			t.Errorf("respond(%q, %s) = %q, want %q", tt.redirect, tt.mode, got, tt.want)
 		}
-	}
-}
-
-func TestLimiter(t *testing.T) {
-	l := newLimiter(2, 10*time.Second)
-	now := time.Unix(1000, 0)
-	if l.take("a", now) != 0 || l.take("a", now) != 0 {
-		t.Fatal("burst refused")
-	}
-	if w := l.take("a", now); w != 10*time.Second {
-		t.Fatalf("third take waits %v, want 10s", w)
-	}
-	if l.take("b", now) != 0 {
-		t.Fatal("another key is limited")
-	}
-	if l.take("a", now.Add(10*time.Second)) != 0 {
-		t.Fatal("no refill after 10 s")
 	}
 }
 

@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aula-chat/aula/auth"
 	"github.com/aula-chat/aula/config"
+	"github.com/aula-chat/aula/internal/ratelimit"
 	"github.com/aula-chat/aula/internal/sealed"
 	"github.com/aula-chat/aula/storage"
 )
@@ -54,7 +54,7 @@ type Server struct {
 
 	cookies *sealed.Sealer // signs the authorization cookie
 
-	registrations *limiter // new client registrations per client address
+	registrations *ratelimit.Limiter // new client registrations per client address
 
 	clock atomic.Pointer[func() time.Time] // nil: time.Now
 }
@@ -71,7 +71,7 @@ func New(db *storage.DB, cfg *config.Config, authSvc *auth.Service, log *slog.Lo
 		// A university's clients share few distinct registrations (every
 		// Element X shares one row), so new ones are rare: 10 at once,
 		// then one every 30 s per address.
-		registrations: newLimiter(10, 30*time.Second),
+		registrations: ratelimit.New(10, 30*time.Second),
 	}
 }
 
@@ -190,55 +190,4 @@ func (s *Server) open(ctx context.Context, value string, v any) error {
 		return errBadCookie
 	}
 	return err
-}
-
-// limiter is a token bucket per key (a client address): burst requests,
-// then one every every. Like auth's limiter, but it counts what it is
-// told to (here: new client registrations).
-type limiter struct {
-	mu      sync.Mutex
-	burst   float64
-	every   time.Duration
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func newLimiter(burst int, every time.Duration) *limiter {
-	return &limiter{burst: float64(burst), every: every, buckets: map[string]*bucket{}}
-}
-
-// take spends one token of key at now, or returns how long to wait.
-func (l *limiter) take(key string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.buckets[key]
-	if !ok {
-		if len(l.buckets) > 100000 {
-			for k, old := range l.buckets { // drop the full ones
-				if l.refill(old, now) >= l.burst {
-					delete(l.buckets, k)
-				}
-			}
-		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
-	}
-	if l.refill(b, now) < 1 {
-		return time.Duration((1 - b.tokens) * float64(l.every))
-	}
-	b.tokens--
-	return 0
-}
-
-// refill brings b up to now and returns its tokens; the caller holds l.mu.
-func (l *limiter) refill(b *bucket, now time.Time) float64 {
-	if now.After(b.last) {
-		b.tokens = min(l.burst, b.tokens+float64(now.Sub(b.last))/float64(l.every))
-		b.last = now
-	}
-	return b.tokens
 }
