@@ -1,9 +1,10 @@
 package push
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
+
+	"github.com/tidwall/gjson"
 )
 
 // Event is a room event prepared once for evaluation against many users'
@@ -28,53 +29,86 @@ type Event struct {
 // ThreadMain is the thread ID of events outside any thread.
 const ThreadMain = "main"
 
-// PrepareEvent flattens an event's JSON for evaluation. Invalid JSON gives
-// an event that matches only conditions on nothing.
+// PrepareEvent flattens an event's JSON (canonical JSON, so no key twice)
+// for evaluation. Invalid JSON gives an event that matches only conditions
+// on nothing. The JSON is read with gjson, without decoding it into maps
+// first: this runs once for every event sent.
 func PrepareEvent(eventJSON []byte) *Event {
 	ev := &Event{flat: map[string]any{}, Thread: ThreadMain}
-	dec := json.NewDecoder(bytes.NewReader(eventJSON))
-	dec.UseNumber()
-	var m map[string]any
-	if dec.Decode(&m) != nil {
+	if !gjson.ValidBytes(eventJSON) {
 		return ev
 	}
-	flatten(ev.flat, "", m)
-	ev.ID, _ = m["event_id"].(string)
-	ev.RoomID, _ = m["room_id"].(string)
-	ev.Type, _ = m["type"].(string)
-	ev.Sender, _ = m["sender"].(string)
-	if sk, ok := m["state_key"].(string); ok {
+	root := gjson.ParseBytes(eventJSON)
+	if !root.IsObject() {
+		return ev
+	}
+	flatten(ev.flat, "", root)
+	ev.ID, _ = ev.flat["event_id"].(string)
+	ev.RoomID, _ = ev.flat["room_id"].(string)
+	ev.Type, _ = ev.flat["type"].(string)
+	ev.Sender, _ = ev.flat["sender"].(string)
+	if sk, ok := ev.flat["state_key"].(string); ok {
 		ev.StateKey = &sk
 	}
 	if body, ok := ev.flat["content.body"].(string); ok {
 		ev.bodyLower, ev.hasBody = strings.ToLower(body), true
 	}
-	if content, ok := m["content"].(map[string]any); ok {
-		_, ev.hasMentions = content["m.mentions"]
-		if rel, ok := content["m.relates_to"].(map[string]any); ok {
-			if rel["rel_type"] == "m.thread" {
-				if root, ok := rel["event_id"].(string); ok && root != "" {
-					ev.Thread = root
-				}
-			}
+	// An empty m.mentions object leaves no key in flat; it still counts.
+	ev.hasMentions = root.Get(`content.m\.mentions`).Exists()
+	if rel, _ := ev.flat[`content.m\.relates_to.rel_type`].(string); rel == "m.thread" {
+		if root, _ := ev.flat[`content.m\.relates_to.event_id`].(string); root != "" {
+			ev.Thread = root
 		}
 	}
 	return ev
 }
 
-// flatten records every non-object value of m under its escaped dotted key.
-func flatten(out map[string]any, prefix string, m map[string]any) {
-	for k, v := range m {
-		key := escapeKey(k)
+// flatten records every non-object value of the object o under its escaped
+// dotted key.
+func flatten(out map[string]any, prefix string, o gjson.Result) {
+	o.ForEach(func(k, v gjson.Result) bool {
+		key := escapeKey(k.String())
 		if prefix != "" {
 			key = prefix + "." + key
 		}
-		if sub, ok := v.(map[string]any); ok {
-			flatten(out, key, sub)
-			continue
+		if v.IsObject() {
+			flatten(out, key, v)
+		} else {
+			out[key] = value(v)
 		}
-		out[key] = v
+		return true
+	})
+}
+
+// value is a JSON value as encoding/json decodes it with UseNumber: string,
+// json.Number, bool, nil, []any or map[string]any.
+func value(v gjson.Result) any {
+	switch v.Type {
+	case gjson.String:
+		return v.String()
+	case gjson.Number:
+		return json.Number(v.Raw)
+	case gjson.True:
+		return true
+	case gjson.False:
+		return false
+	case gjson.Null:
+		return nil
 	}
+	if v.IsArray() {
+		arr := []any{}
+		v.ForEach(func(_, e gjson.Result) bool {
+			arr = append(arr, value(e))
+			return true
+		})
+		return arr
+	}
+	m := map[string]any{}
+	v.ForEach(func(k, e gjson.Result) bool {
+		m[k.String()] = value(e)
+		return true
+	})
+	return m
 }
 
 // escapeKey escapes dots and backslashes in one key segment.

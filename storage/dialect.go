@@ -144,62 +144,48 @@ func (e engine) searchHighlight(n int) string {
 	return "highlight(event_search, 0, char(2), char(3))"
 }
 
-// oneStatementEvent reports whether storing ev takes a single statement,
-// so that PersistEvents may run it without a transaction around it: on
-// PostgreSQL, an event without state key, redaction or relation
-// (insertEvent folds its search text and transaction ID into the event's
-// own statement). SQLite runs in the process and gains nothing.
-func (e engine) oneStatementEvent(ev NewEvent) bool {
-	if e != enginePostgres || ev.StateKey != nil || ev.Redacts != "" {
+// isMessage reports whether ev is stored by pgInsertEvents alone, with
+// nothing else in its transaction, so that PostgreSQL may store it in a
+// batch with other rooms' messages (eventbatch.go): an event without state
+// key, redaction or relation.
+func isMessage(ev NewEvent) bool {
+	if ev.StateKey != nil || ev.Redacts != "" {
 		return false
 	}
 	_, related := parseRelation(ev.JSON)
 	return !related
 }
 
-// insertEvent runs insert, a statement that stores an event with its
-// stream position as parameter $1 (args holds the parameters). Unless text
-// is empty it also indexes text (searchText) under that position, and
-// unless txn is nil it records the client's transaction ID, returning
-// ErrDuplicateTxn if the ID was used before. PostgreSQL takes all rows in
-// one statement, the other inserts in a WITH ahead of the event's: every
-// statement is a round trip to the server, which costs the two processes
-// more than the rows themselves. SQLite runs in the process and takes one
-// statement per row.
-func (e engine) insertEvent(ctx context.Context, tx *Tx, insert string, args []any, text string, txn *Txn, eventID string, now int64) error {
+// insertEvent stores ev at stream position pos. Unless its search text
+// (searchText) is empty it also indexes that, and unless txn is nil it
+// records the client's transaction ID, returning ErrDuplicateTxn if the ID
+// was used before. PostgreSQL takes all rows in one statement
+// (pgInsertEvents): every statement is a round trip to the server, which
+// costs the two processes more than the rows themselves. SQLite runs in the
+// process and takes one statement per row.
+func (e engine) insertEvent(ctx context.Context, tx *Tx, pos int64, ev *NewEvent, txn *Txn, now int64) error {
+	text := searchText(ev.Type, ev.JSON)
 	if e == enginePostgres {
-		var with []string
-		if text != "" {
-			with = append(with, "indexed AS (INSERT INTO event_search (rowid, value) VALUES ($1, $"+strconv.Itoa(len(args)+1)+"))")
-			args = append(args, text)
-		}
-		if txn != nil {
-			n := len(args)
-			with = append(with, fmt.Sprintf("txn AS (INSERT INTO event_txns (user_id, device_id, txn_id, event_id, created_ts) VALUES ($%d, $%d, $%d, $%d, $%d))", n+1, n+2, n+3, n+4, n+5))
-			args = append(args, txn.UserID, txn.DeviceID, txn.TxnID, eventID, now)
-		}
-		if len(with) > 0 {
-			insert = "WITH " + strings.Join(with, ", ") + " " + insert
-		}
-		_, err := tx.ExecContext(ctx, insert, args...)
-		var pqErr *pq.Error
-		if txn != nil && errors.As(err, &pqErr) && pqErr.Code == "23505" && pqErr.Constraint == "event_txns_pkey" {
-			return ErrDuplicateTxn
-		}
-		return err
+		var rows eventRows
+		rows.add(pos, ev, text, txn, now)
+		_, err := tx.ExecContext(ctx, pgInsertEvents, rows.args()...)
+		return pgInsertError(err)
 	}
-	if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO events
+		(stream_pos, event_id, room_id, depth, type, state_key, sender, origin_server_ts, json)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		pos, ev.EventID, ev.RoomID, ev.Depth, ev.Type, nullStringPtr(ev.StateKey), ev.Sender, ev.OriginTS, string(ev.JSON)); err != nil {
 		return err
 	}
 	if text != "" {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO event_search (rowid, value) VALUES ($1, $2)`, args[0], text); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO event_search (rowid, value) VALUES ($1, $2)`, pos, text); err != nil {
 			return err
 		}
 	}
 	if txn != nil {
 		res, err := tx.ExecContext(ctx, `INSERT INTO event_txns (user_id, device_id, txn_id, event_id, created_ts)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, device_id, txn_id) DO NOTHING`,
-			txn.UserID, txn.DeviceID, txn.TxnID, eventID, now)
+			txn.UserID, txn.DeviceID, txn.TxnID, ev.EventID, now)
 		if err != nil {
 			return fmt.Errorf("storage: record transaction: %w", err)
 		}
@@ -208,6 +194,19 @@ func (e engine) insertEvent(ctx context.Context, tx *Tx, insert string, args []a
 		}
 	}
 	return nil
+}
+
+// insertEventError is what PersistEvents returns when insertEvent fails:
+// ErrDuplicateTxn as it is, ErrConflict for an event ID or depth stored
+// before.
+func insertEventError(ev *NewEvent, err error) error {
+	if errors.Is(err, ErrDuplicateTxn) {
+		return err
+	}
+	if isUniqueViolation(err) {
+		return ErrConflict
+	}
+	return fmt.Errorf("storage: insert event %s: %w", ev.EventID, err)
 }
 
 // Marks around matched words in searchHighlight's text.

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,12 +96,8 @@ func (p *pool) Close() error {
 // Tx is a write transaction. Its statements use the pool's prepared
 // statements, bound to the transaction's connection; a text not prepared
 // yet runs unprepared and is prepared after the transaction ends.
-//
-// A Tx made by inOneStatement has no sql.Tx: its single statement runs on
-// its own (atomic by itself), saving the BEGIN and COMMIT round trips.
 type Tx struct {
 	*sql.Tx
-	single    int // inOneStatement: statements run so far
 	p         *pool
 	missing   []string
 	stream    *stream
@@ -128,12 +123,6 @@ func (tx *Tx) prepareMissing(ctx context.Context) {
 
 // ExecContext runs a statement in the transaction, prepared when possible.
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if tx.Tx == nil {
-		if tx.single++; tx.single > 1 {
-			return nil, errors.New("storage: a second statement in a one-statement write")
-		}
-		return tx.p.ExecContext(ctx, query, args...)
-	}
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -142,9 +131,6 @@ func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 
 // QueryContext runs a query in the transaction, prepared when possible.
 func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if tx.Tx == nil {
-		return nil, errors.New("storage: a query in a one-statement write")
-	}
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -154,9 +140,6 @@ func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql
 // QueryRowContext runs a single-row query in the transaction, prepared when
 // possible.
 func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if tx.Tx == nil { // a one-statement write has no transaction to read in
-		return tx.p.QueryRowContext(ctx, query, args...)
-	}
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}

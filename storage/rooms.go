@@ -82,12 +82,15 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 	if len(events) == 0 {
 		return nil, nil
 	}
-	positions := make([]int64, 0, len(events))
-	write := db.inTx
-	if room == nil && len(events) == 1 && db.engine.oneStatementEvent(events[0]) {
-		write = db.inOneStatement
+	if room == nil && len(events) == 1 && db.messages != nil && isMessage(events[0]) {
+		pos, err := db.persistMessage(&events[0]) // eventbatch.go
+		if err != nil {
+			return nil, err
+		}
+		return []int64{pos}, nil
 	}
-	err := write(ctx, func(tx *Tx) error {
+	positions := make([]int64, 0, len(events))
+	err := db.inTx(ctx, func(tx *Tx) error {
 		positions = positions[:0]
 		now := nowMS()
 		if room != nil {
@@ -113,18 +116,8 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 			if ev.Txn.UserID != "" {
 				txn = &ev.Txn
 			}
-			if err := db.engine.insertEvent(ctx, tx, `INSERT INTO events
-				(stream_pos, event_id, room_id, depth, type, state_key, sender, origin_server_ts, json)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				[]any{pos, ev.EventID, ev.RoomID, ev.Depth, ev.Type, nullStringPtr(ev.StateKey), ev.Sender, ev.OriginTS, string(ev.JSON)},
-				searchText(ev.Type, ev.JSON), txn, ev.EventID, now); err != nil {
-				if errors.Is(err, ErrDuplicateTxn) {
-					return err
-				}
-				if isUniqueViolation(err) {
-					return ErrConflict
-				}
-				return fmt.Errorf("storage: insert event %s: %w", ev.EventID, err)
+			if err := db.engine.insertEvent(ctx, tx, pos, &ev, txn, now); err != nil {
+				return insertEventError(&ev, err)
 			}
 			if ev.StateKey != nil {
 				if err := updateState(ctx, tx, ev); err != nil {

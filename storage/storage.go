@@ -27,6 +27,9 @@ type DB struct {
 	write  *pool
 	read   *pool
 	stream stream
+
+	// messages stores messages in batches (eventbatch.go); PostgreSQL only.
+	messages *messageWriter
 }
 
 // Open connects to the database named by dsn: "sqlite:PATH" or a
@@ -109,7 +112,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("storage: connect postgres: %w", err)
 	}
 	p := newPool(db)
-	return &DB{engine: enginePostgres, write: p, read: p}, nil
+	return &DB{engine: enginePostgres, write: p, read: p, messages: newMessageWriter(p)}, nil
 }
 
 // Engine returns "sqlite" or "postgres".
@@ -117,6 +120,9 @@ func (db *DB) Engine() string { return db.engine.String() }
 
 // Close closes all connections.
 func (db *DB) Close() error {
+	if db.messages != nil {
+		db.messages.close()
+	}
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
@@ -156,19 +162,6 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("storage: commit: %w", err)
 	}
 	return nil
-}
-
-// inOneStatement runs fn, which must run exactly one write statement
-// through its Tx (ExecContext only; a second one fails), without a
-// transaction around it: one statement is atomic on its own, and BEGIN and
-// COMMIT would be two more round trips to PostgreSQL. Stream positions and
-// changes are handled as in inTx.
-func (db *DB) inOneStatement(ctx context.Context, fn func(tx *Tx) error) error {
-	db.write.queries.Add(1)
-	tx := &Tx{p: db.write, stream: &db.stream}
-	err := fn(tx)
-	db.stream.finish(tx.positions, err == nil, tx.changes)
-	return err
 }
 
 // nextStreamPos takes the next position of the global stream for a row
