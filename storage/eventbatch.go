@@ -16,13 +16,18 @@ import (
 // A message (an event without state key, redaction or relation) is stored
 // by one statement. Messages to different rooms arrive concurrently, and
 // each statement of its own costs a round trip, the statement's fixed work
-// and a commit in both processes. So one goroutine, the messageWriter,
-// stores every message that is waiting with one statement (the rows as
-// arrays, pgInsertEvents) and one commit. It never waits for a batch to
-// fill: at low load a batch is the one message that came; under load the
-// batches grow by themselves, and a burst after a stall (a slow disk flush,
-// say) drains at a fraction of the cost per message. The room server still
+// and a commit in both processes. So a few goroutines, the messageWriter's,
+// each store every message that is waiting with one statement (the rows as
+// arrays, pgInsertEvents) and one commit. None waits for a batch to fill:
+// at low load a batch is the one message that came; when all writers are
+// busy the queue grows, and the next free writer takes all of it, so a
+// burst after a stall drains at a fraction of the cost per message. There
+// are several writers so that one statement held up (by a slow disk flush
+// or read, say) does not hold up every message. The room server still
 // holds each room's lock, so a batch has at most one message per room.
+
+// writers is the number of batches stored at once.
+const writers = 4
 
 // maxBatch bounds the messages stored by one statement.
 const maxBatch = 128
@@ -146,13 +151,20 @@ type messageWriter struct {
 	p     *pool
 	queue chan *pendingMessage // unbuffered: a message sent has been taken
 	stop  chan struct{}
-	done  chan struct{} // closed when the writer has stopped
+	done  chan struct{} // closed when every writer has stopped
 	once  sync.Once
 }
 
 func newMessageWriter(p *pool) *messageWriter {
 	w := &messageWriter{p: p, queue: make(chan *pendingMessage), stop: make(chan struct{}), done: make(chan struct{})}
-	go w.run()
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(w.run)
+	}
+	go func() {
+		wg.Wait()
+		close(w.done)
+	}()
 	return w
 }
 
@@ -168,15 +180,15 @@ func (w *messageWriter) write(m *pendingMessage) error {
 	}
 }
 
-// close stops the writer after the batch it is storing. Closing twice is
-// harmless, as for the database.
+// close stops the writers after the batches they are storing. Closing
+// twice is harmless, as for the database.
 func (w *messageWriter) close() {
 	w.once.Do(func() { close(w.stop) })
 	<-w.done
 }
 
+// run is one writer.
 func (w *messageWriter) run() {
-	defer close(w.done)
 	batch := make([]*pendingMessage, 0, maxBatch)
 	for {
 		select {
