@@ -16,18 +16,29 @@ import (
 // A message (an event without state key, redaction or relation) is stored
 // by one statement. Messages to different rooms arrive concurrently, and
 // each statement of its own costs a round trip, the statement's fixed work
-// and a commit in both processes. So a few goroutines, the messageWriter's,
-// each store every message that is waiting with one statement (the rows as
+// and a commit in both processes. So one or a few goroutines, the message
+// writers, each store every message that is waiting with one statement (the rows as
 // arrays, pgInsertEvents) and one commit. None waits for a batch to fill:
-// at low load a batch is the one message that came; when all writers are
+// at low load a batch is the one message that came; when the writers are
 // busy the queue grows, and the next free writer takes all of it, so a
-// burst after a stall drains at a fraction of the cost per message. There
-// are several writers so that one statement held up (by a slow disk flush
-// or read, say) does not hold up every message. The room server still
-// holds each room's lock, so a batch has at most one message per room.
+// burst after a stall drains at a fraction of the cost per message. The
+// room server still holds each room's lock, so a batch has at most one
+// message per room.
+//
+// How many writers depends on whether a commit waits for the disk
+// (messageWriters): with durable commits every batch waits for a WAL
+// flush, and a single writer, whose next batch grows while it waits, makes
+// the fewest flushes; when commits do not wait (synchronous_commit=off),
+// a statement meets the disk only by chance (a page it must read, a WAL
+// buffer it must write out), and three more writers go on meanwhile.
 
-// writers is the number of batches stored at once.
-const writers = 4
+// messageWriters is the number of writers for a synchronous_commit setting.
+func messageWriters(synchronousCommit string) int {
+	if synchronousCommit == "off" {
+		return 4
+	}
+	return 1
+}
 
 // maxBatch bounds the messages stored by one statement.
 const maxBatch = 128
@@ -149,16 +160,18 @@ type pendingMessage struct {
 // messageWriter stores messages in batches (see the top of this file).
 type messageWriter struct {
 	p     *pool
+	n     int                  // writers
 	queue chan *pendingMessage // unbuffered: a message sent has been taken
 	stop  chan struct{}
 	done  chan struct{} // closed when every writer has stopped
 	once  sync.Once
 }
 
-func newMessageWriter(p *pool) *messageWriter {
-	w := &messageWriter{p: p, queue: make(chan *pendingMessage), stop: make(chan struct{}), done: make(chan struct{})}
+// newMessageWriter starts n writers.
+func newMessageWriter(p *pool, n int) *messageWriter {
+	w := &messageWriter{p: p, n: n, queue: make(chan *pendingMessage), stop: make(chan struct{}), done: make(chan struct{})}
 	var wg sync.WaitGroup
-	for range writers {
+	for range n {
 		wg.Go(w.run)
 	}
 	go func() {

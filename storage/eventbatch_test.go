@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -199,5 +201,39 @@ func TestMessageBatchWithFailures(t *testing.T) {
 		if n := len(log.events); n < 2 || !slices.Equal(log.events[n-2:], []string{"$ok-a", "$ok-b"}) || slices.Contains(log.events, "$dup-txn") {
 			t.Errorf("published %v, want it to end with $ok-a, $ok-b and nothing of the failed ones", log.events)
 		}
+	})
+}
+
+// TestMessageWritersFollowSynchronousCommit: one writer when commits wait
+// for the disk, four when an admin turned that off in the database URL
+// (lib/pq passes the parameter on to PostgreSQL).
+func TestMessageWritersFollowSynchronousCommit(t *testing.T) {
+	storagetest.ForEachDB(t, func(t *testing.T, dsn string) {
+		if !strings.HasPrefix(dsn, "postgres") {
+			if n := storagetest.OpenDB(t, dsn).MessageWriters(); n != 0 {
+				t.Fatalf("SQLite has %d message writers", n)
+			}
+			return
+		}
+		if n := storagetest.OpenDB(t, dsn).MessageWriters(); n != 1 {
+			t.Errorf("durable commits: %d message writers, want 1", n)
+		}
+		off := dsn + " synchronous_commit=off"
+		if rest, ok := strings.CutPrefix(dsn, "postgres://"); ok {
+			u, err := url.Parse("postgres://" + rest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.Query()
+			q.Set("synchronous_commit", "off")
+			u.RawQuery = q.Encode()
+			off = u.String()
+		}
+		db := storagetest.OpenDB(t, off)
+		if n := db.MessageWriters(); n != 4 {
+			t.Errorf("synchronous_commit=off: %d message writers, want 4", n)
+		}
+		// And messages are still stored.
+		rtNewRoom(t, db, "!sc:x").message("@alice:x", "stored")
 	})
 }

@@ -29,3 +29,12 @@ func (db *DB) StoreMessagesTogether(evs []NewEvent) []error {
 	}
 	return errs
 }
+
+// MessageWriters is the number of PostgreSQL's message writers (0 on
+// SQLite).
+func (db *DB) MessageWriters() int {
+	if db.messages == nil {
+		return 0
+	}
+	return db.messages.n
+}

@@ -111,8 +111,13 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("storage: connect postgres: %w", err)
 	}
+	var syncCommit string
+	if err := db.QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&syncCommit); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: postgres: synchronous_commit: %w", err)
+	}
 	p := newPool(db)
-	return &DB{engine: enginePostgres, write: p, read: p, messages: newMessageWriter(p)}, nil
+	return &DB{engine: enginePostgres, write: p, read: p, messages: newMessageWriter(p, messageWriters(syncCommit))}, nil
 }
 
 // Engine returns "sqlite" or "postgres".
