@@ -237,7 +237,8 @@ func (s *SSO) finishReauth(ctx context.Context, p *oidcProvider, sess *ssoSessio
 	if err != nil || userID != sess.UserID {
 		return nil, pageError(http.StatusForbidden, "Wrong account", "You signed in at the identity provider as someone else than the account that asked for confirmation.", nil)
 	}
-	if err := s.svc.completeStageExternally(sess.UIASession, userID, StageSSO); err != nil {
+	// One re-authentication completes either stage the session offers.
+	if err := s.svc.completeStagesExternally(sess.UIASession, userID, StageSSO, StageOAuth); err != nil {
 		return nil, pageError(http.StatusBadRequest, "Confirmation expired", "The request you were confirming has expired. Please try again from your Matrix client.", err)
 	}
 	return &CallbackResult{UserID: userID, UIASession: sess.UIASession}, nil

@@ -118,9 +118,10 @@ func (s *Service) checkUIA(ctx context.Context, r UIARequest) (*UIAResult, error
 	if err != nil {
 		return nil, err
 	}
-	// m.login.sso is completed through its fallback page; submitting it
-	// only asks whether that has happened.
-	if dict.Type != "" && dict.Type != StageSSO {
+	r.Params = s.oauthParams(r, id) // sso_uia.go
+	// m.login.sso and m.oauth are completed through their fallback page;
+	// submitting them only asks whether that has happened.
+	if dict.Type != "" && dict.Type != StageSSO && dict.Type != StageOAuth {
 		stageErr, fatal := s.completeStage(ctx, r, sess, &dict)
 		if fatal != nil {
 			return nil, fatal

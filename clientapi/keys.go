@@ -88,7 +88,7 @@ func (a *API) keyChanges(r *http.Request, d *auth.Device) (any, error) {
 
 // uploadCrossSigningKeys answers POST /keys/device_signing/upload. The
 // first upload needs no user-interactive authentication; replacing keys
-// does.
+// does (m.oauth for devices signed in through the OAuth 2.0 API).
 func (a *API) uploadCrossSigningKeys(r *http.Request, d *auth.Device) (any, error) {
 	var body keys.DeviceSigningUpload
 	if err := decodeJSON(r, &body, false); err != nil {
@@ -99,7 +99,7 @@ func (a *API) uploadCrossSigningKeys(r *http.Request, d *auth.Device) (any, erro
 		return nil, err
 	}
 	if need {
-		if err := a.auth.Confirm(r.Context(), d, "POST /keys/device_signing/upload", body.Auth); err != nil {
+		if err := a.auth.ConfirmCrossSigningReset(r.Context(), d, "POST /keys/device_signing/upload", body.Auth); err != nil {
 			return nil, err
 		}
 	}

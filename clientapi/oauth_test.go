@@ -769,3 +769,73 @@ func TestOAuthDisabled(t *testing.T) {
 		apitest.ForEachServer(t, nil, check)
 	})
 }
+
+// TestOAuthCrossSigningReset: a device signed in through the OAuth 2.0 API
+// that replaces its cross-signing keys gets the m.oauth stage (spec v1.17),
+// whose approval URL re-authenticates at the identity provider; then the
+// session alone completes the request.
+func TestOAuthCrossSigningReset(t *testing.T) {
+	forEachSSOServer(t, nil, func(t *testing.T, s *ssoServer) {
+		clientID := registered(t, s, elementXMetadata())
+		code := authorizeCode(t, s, authzQuery(clientID, elementXRedirect, "RESETDEV01"), "carol")
+		token := exchange(t, s, clientID, elementXRedirect, code, testCodeVerifier).expect(t, 200, "").str("access_token")
+		user := whoami(s, token).Expect(t, 200, "").String("user_id")
+		const upload = "/_matrix/client/v3/keys/device_signing/upload"
+
+		// The first upload needs no authentication.
+		s.Do("POST", upload, token, map[string]any{"master_key": crossKey(user, "master", newEdKey(t))}).Expect(t, 200, "")
+
+		// Replacing it asks for m.oauth only, with the approval URL.
+		replacement := crossKey(user, "master", newEdKey(t))
+		body := map[string]any{"master_key": replacement}
+		r := s.Do("POST", upload, token, body).Expect(t, 401, "")
+		session := r.String("session")
+		if got := fmt.Sprint(r.JSON["flows"]); got != "[map[stages:[m.oauth]]]" || session == "" {
+			t.Fatalf("challenge: %s", r.Body)
+		}
+		params, _ := r.JSON["params"].(map[string]any)
+		oauthParams, _ := params["m.oauth"].(map[string]any)
+		approval, _ := oauthParams["url"].(string)
+		if want := s.Config.PublicBaseURL + "_matrix/client/v3/auth/m.oauth/fallback/web?session=" + url.QueryEscape(session); approval != want {
+			t.Fatalf("m.oauth url = %q, want %q", approval, want)
+		}
+
+		// The session alone does not do before the user approved.
+		body["auth"] = map[string]any{"session": session}
+		s.Do("POST", upload, token, body).Expect(t, 401, "")
+		// Nor does naming the stage, or another stage.
+		body["auth"] = map[string]any{"session": session, "type": "m.oauth"}
+		s.Do("POST", upload, token, body).Expect(t, 401, "")
+		body["auth"] = map[string]any{"session": session, "type": "m.login.password", "password": "x",
+			"identifier": map[string]any{"type": "m.id.user", "user": user}}
+		s.Do("POST", upload, token, body).Expect(t, 401, "M_UNRECOGNIZED")
+
+		// Approval: the page, then the identity provider's login as carol.
+		c := browser(t)
+		fb := fetch(t, c, "GET", approval, nil)
+		m := continueLink.FindStringSubmatch(fb.body)
+		if fb.status != 200 || m == nil {
+			t.Fatalf("approval page: %d %s", fb.status, fb.body)
+		}
+		form := fetch(t, c, "GET", html.UnescapeString(m[1]), nil)
+		if got := submitLogin(t, c, form, "carol", "carol", "login"); got.status != 200 || !strings.Contains(got.body, "window.onAuthDone") {
+			t.Fatalf("done page: %d %s", got.status, got.body)
+		}
+		body["auth"] = map[string]any{"session": session}
+		s.Do("POST", upload, token, body).Expect(t, 200, "")
+		q := s.Do("POST", "/_matrix/client/v3/keys/query", token, map[string]any{"device_keys": map[string]any{user: []string{}}}).Expect(t, 200, "")
+		got, _ := q.JSON["master_keys"].(map[string]any)[user].(map[string]any)
+		if fmt.Sprint(got["keys"]) != fmt.Sprint(replacement["keys"]) {
+			t.Fatalf("master key after the reset = %v, want %v", got["keys"], replacement["keys"])
+		}
+		// The session is used up.
+		s.Do("POST", upload, token, map[string]any{"master_key": crossKey(user, "master", newEdKey(t)), "auth": map[string]any{"session": session}}).Expect(t, 400, "M_UNKNOWN")
+
+		// A device that signed in the classic way still gets m.login.sso.
+		classic := tokenLogin(s, ssoSignIn(t, s, "carol")).Expect(t, 200, "").String("access_token")
+		r = s.Do("POST", upload, classic, map[string]any{"master_key": crossKey(user, "master", newEdKey(t))}).Expect(t, 401, "")
+		if raw := string(r.Body); !strings.Contains(raw, `{"stages":["m.login.sso"]}`) || strings.Contains(raw, "m.oauth") {
+			t.Fatalf("classic device's challenge: %s", raw)
+		}
+	})
+}

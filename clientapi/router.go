@@ -332,6 +332,7 @@ func (a *API) routes() *mux.Router {
 	v3.Handle("/login/sso/redirect", a.ssoRedirect()).Methods("GET")
 	v3.Handle("/login/sso/redirect/{idpId:[A-Za-z0-9_.~-]+}", a.ssoRedirect()).Methods("GET")
 	v3.Handle("/auth/m.login.sso/fallback/web", a.ssoFallback()).Methods("GET")
+	v3.Handle("/auth/m.oauth/fallback/web", a.ssoFallback()).Methods("GET")
 	root.Handle("/_aula/client/sso/reauth", a.ssoReauth()).Methods("GET")
 	root.Handle(ssoCallbackPath, a.ssoCallback()).Methods("GET", "POST")
 	root.Handle("/_synapse/client/oidc/callback", a.ssoCallback()).Methods("GET", "POST")

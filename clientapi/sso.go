@@ -189,7 +189,9 @@ func (a *API) ssoCallback() http.Handler {
 }
 
 // ssoFallback answers GET /auth/m.login.sso/fallback/web?session=…: the
-// page a client opens to complete the m.login.sso stage.
+// page a client opens to complete the m.login.sso stage. It also answers
+// GET /auth/m.oauth/fallback/web, the approval URL of the m.oauth stage:
+// both are a re-authentication at the identity provider.
 func (a *API) ssoFallback() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		session := r.URL.Query().Get("session")
