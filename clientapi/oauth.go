@@ -27,12 +27,13 @@ var oauthTemplateFS embed.FS
 // oauthTemplates share the head and error pages of the SSO pages.
 var oauthTemplates = template.Must(template.ParseFS(oauthTemplateFS, "templates/sso/pages.html", "templates/oauth_*.html"))
 
-// oauthPage is the data of the consent page.
+// oauthPage is the data of the consent and account pages.
 type oauthPage struct {
 	Title   string
 	Server  string
 	Action  string
 	Consent *oauth.Consent
+	Account *accountView // oauth_account.go
 }
 
 // getAuthMetadata answers GET /_matrix/client/v1/auth_metadata (and the

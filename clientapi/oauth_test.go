@@ -754,6 +754,7 @@ func TestOAuthDisabled(t *testing.T) {
 		}
 		s.Do("POST", oauthPrefix+"register", "", elementXMetadata()).Expect(t, 404, "M_UNRECOGNIZED")
 		s.Do("GET", oauthPrefix+"authorize?client_id=x", "", nil).Expect(t, 404, "M_UNRECOGNIZED")
+		s.Do("GET", oauthPrefix+"account", "", nil).Expect(t, 404, "M_UNRECOGNIZED")
 		if strings.Contains(string(s.Do("GET", "/_matrix/client/v3/login", "", nil).Expect(t, 200, "").Body), "oauth_aware_preferred") {
 			t.Error("GET /login prefers SSO for OAuth-aware clients without the OAuth API")
 		}
@@ -836,6 +837,81 @@ func TestOAuthCrossSigningReset(t *testing.T) {
 		r = s.Do("POST", upload, classic, map[string]any{"master_key": crossKey(user, "master", newEdKey(t))}).Expect(t, 401, "")
 		if raw := string(r.Body); !strings.Contains(raw, `{"stages":["m.login.sso"]}`) || strings.Contains(raw, "m.oauth") {
 			t.Fatalf("classic device's challenge: %s", raw)
+		}
+	})
+}
+
+// TestOAuthAccountPage: the metadata's account management URL signs the
+// browser in through the identity provider, lists the user's own sessions
+// and signs one out; the spec's actions narrow the page to one session.
+func TestOAuthAccountPage(t *testing.T) {
+	forEachSSOServer(t, nil, func(t *testing.T, s *ssoServer) {
+		md := s.Do("GET", "/_matrix/client/v1/auth_metadata", "", nil).Expect(t, 200, "")
+		account := s.Config.PublicBaseURL + "_aula/oauth2/account"
+		if md.String("account_management_uri") != account ||
+			fmt.Sprint(md.JSON["account_management_actions_supported"]) != "[org.matrix.devices_list org.matrix.device_view org.matrix.device_delete]" {
+			t.Fatalf("metadata: %s", md.Body)
+		}
+		clientID := registered(t, s, elementXMetadata())
+		code := authorizeCode(t, s, authzQuery(clientID, elementXRedirect, "PHONE00001"), "alice")
+		phone := exchange(t, s, clientID, elementXRedirect, code, testCodeVerifier).expect(t, 200, "").str("access_token")
+		laptop := tokenLogin(s, ssoSignIn(t, s, "alice")).Expect(t, 200, "")
+		other := tokenLogin(s, ssoSignIn(t, s, "bob")).Expect(t, 200, "")
+
+		// A form post without the account cookie is refused.
+		c := browser(t)
+		if p := fetch(t, c, "POST", account, url.Values{"device_id": {"PHONE00001"}}); p.status != http.StatusForbidden {
+			t.Fatalf("post without sign-in: %d %s", p.status, p.body)
+		}
+		// The page sends the browser to the identity provider first.
+		form := fetch(t, c, "GET", account+"?action=org.matrix.devices_list", nil)
+		if form.status != 200 || !strings.Contains(form.body, "never use in production") {
+			t.Fatalf("identity provider's login form: %d %s %s", form.status, form.url, form.body)
+		}
+		p := submitLogin(t, c, form, "alice", "alice", "login")
+		if p.status != 200 || p.url.Path != "/_aula/oauth2/account" || p.url.Query().Get("action") != "org.matrix.devices_list" {
+			t.Fatalf("account page: %d %s %s", p.status, p.url, p.body)
+		}
+		for _, want := range []string{"@alice:" + apitest.ServerName, "PHONE00001", laptop.String("device_id"), `name="csrf_token"`} {
+			if !strings.Contains(p.body, want) {
+				t.Errorf("account page lacks %q: %s", want, p.body)
+			}
+		}
+		if strings.Contains(p.body, other.String("device_id")) {
+			t.Errorf("account page shows another user's session: %s", p.body)
+		}
+		csrf := html.UnescapeString(csrfField.FindStringSubmatch(p.body)[1])
+
+		// One session, for device_view and device_delete.
+		one := fetch(t, c, "GET", account+"?action=org.matrix.device_delete&device_id=PHONE00001", nil)
+		if one.status != 200 || !strings.Contains(one.body, "PHONE00001") || strings.Contains(one.body, laptop.String("device_id")) {
+			t.Fatalf("one session: %d %s", one.status, one.body)
+		}
+		if p := fetch(t, c, "GET", account+"?action=org.matrix.device_view&device_id="+other.String("device_id"), nil); p.status != 404 {
+			t.Fatalf("another user's session: %d %s", p.status, p.body)
+		}
+
+		// Signing out needs the page's CSRF token, and only the user's own sessions.
+		if p := fetch(t, c, "POST", account, url.Values{"device_id": {"PHONE00001"}, "csrf_token": {"forged"}}); p.status != http.StatusForbidden {
+			t.Fatalf("forged CSRF token: %d %s", p.status, p.body)
+		}
+		if p := fetch(t, c, "POST", account, url.Values{"device_id": {other.String("device_id")}, "csrf_token": {csrf}}); p.status != 404 {
+			t.Fatalf("signing out another user's session: %d %s", p.status, p.body)
+		}
+		whoami(s, other.String("access_token")).Expect(t, 200, "")
+		whoami(s, phone).Expect(t, 200, "")
+		done := fetch(t, c, "POST", account, url.Values{"device_id": {"PHONE00001"}, "csrf_token": {csrf}})
+		if done.status != 200 || !strings.Contains(done.body, "The session PHONE00001 was signed out") || strings.Contains(done.body, `value="PHONE00001"`) {
+			t.Fatalf("after signing out: %d %s", done.status, done.body)
+		}
+		whoami(s, phone).Expect(t, 401, "M_UNKNOWN_TOKEN")
+		whoami(s, laptop.String("access_token")).Expect(t, 200, "")
+
+		// The account cookie lasts ten minutes.
+		s.App.OAuth.SetClock(func() time.Time { return time.Now().Add(11 * time.Minute) })
+		defer s.App.OAuth.SetClock(nil)
+		if p := fetch(t, c, "POST", account, url.Values{"device_id": {laptop.String("device_id")}, "csrf_token": {csrf}}); p.status != http.StatusForbidden {
+			t.Fatalf("expired account cookie: %d %s", p.status, p.body)
 		}
 	})
 }

@@ -346,6 +346,7 @@ func (a *API) routes() *mux.Router {
 	root.Handle(oauth.RegisterPath, a.oauthRegister()).Methods("POST")
 	root.Handle(oauth.AuthorizePath, a.oauthAuthorize()).Methods("GET")
 	root.Handle(oauth.ConsentPath, a.oauthConsent()).Methods("GET", "POST")
+	root.Handle(oauth.AccountPath, a.oauthAccount()).Methods("GET", "POST")
 	root.Handle(oauth.TokenPath, a.oauthToken()).Methods("POST")
 	root.Handle(oauth.RevokePath, a.oauthRevoke()).Methods("POST")
 

@@ -170,6 +170,10 @@ func (a *API) ssoCallback() http.Handler {
 			return
 		}
 		if res.Internal {
+			if a.isAccountURL(res.RedirectURL) {
+				a.accountSignedIn(w, r, res) // to the account page (oauth_account.go)
+				return
+			}
 			a.oauthSignedIn(w, r, res) // an OAuth 2.0 authorization continues (oauth.go)
 			return
 		}

@@ -52,7 +52,8 @@ type Server struct {
 	auth *auth.Service
 	log  *slog.Logger
 
-	cookies *sealed.Sealer // signs the authorization cookie
+	cookies  *sealed.Sealer // signs the authorization cookie
+	accounts *sealed.Sealer // signs the account cookie (account.go)
 
 	registrations *ratelimit.Limiter // new client registrations per client address
 
@@ -66,6 +67,10 @@ func New(db *storage.DB, cfg *config.Config, authSvc *auth.Service, log *slog.Lo
 		// The key is a server secret of its own, kept in the database
 		// like the SSO session cookie's.
 		cookies: sealed.New("aula oauth authorization", func(ctx context.Context) ([]byte, error) {
+			return db.ServerSecret(ctx, "oauth_cookie")
+		}),
+		// Its own purpose, so that one cookie never opens as the other.
+		accounts: sealed.New("aula oauth account", func(ctx context.Context) ([]byte, error) {
 			return db.ServerSecret(ctx, "oauth_cookie")
 		}),
 		// A university's clients share few distinct registrations (every
@@ -119,6 +124,8 @@ type Metadata struct {
 	CodeChallengeMethodsSupported          []string `json:"code_challenge_methods_supported"`
 	TokenEndpointAuthMethodsSupported      []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported"`
+	AccountManagementURI                   string   `json:"account_management_uri"`
+	AccountManagementActionsSupported      []string `json:"account_management_actions_supported"`
 }
 
 // Metadata returns the server metadata. The issuer is public_baseurl.
@@ -137,6 +144,8 @@ func (s *Server) Metadata() Metadata {
 		CodeChallengeMethodsSupported:          []string{"S256"},
 		TokenEndpointAuthMethodsSupported:      []string{"none"},
 		RevocationEndpointAuthMethodsSupported: []string{"none"},
+		AccountManagementURI:                   s.endpoint(AccountPath),
+		AccountManagementActionsSupported:      AccountActions,
 	}
 }
 
