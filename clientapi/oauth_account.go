@@ -88,8 +88,8 @@ func (a *API) oauthAccount() http.Handler {
 }
 
 // renderAccount shows the account page for the actions of the spec: one
-// session for org.matrix.device_view and org.matrix.device_delete with a
-// device_id, all of them otherwise.
+// session for org.matrix.device_view and org.matrix.device_delete (and
+// their older names) with a device_id, all of them otherwise.
 func (a *API) renderAccount(w http.ResponseWriter, r *http.Request, sess *oauth.AccountSession) {
 	devices, err := a.auth.Devices(r.Context(), sess.UserID)
 	if err != nil {
@@ -98,7 +98,7 @@ func (a *API) renderAccount(w http.ResponseWriter, r *http.Request, sess *oauth.
 	}
 	q := r.URL.Query()
 	one := q.Get("device_id")
-	if act := q.Get("action"); act != "org.matrix.device_view" && act != "org.matrix.device_delete" {
+	if !oauth.OneDeviceAction(q.Get("action")) {
 		one = ""
 	}
 	view := &accountView{UserID: sess.UserID, CSRF: sess.CSRF, SignedOut: q.Get("signed_out")}

@@ -849,7 +849,7 @@ func TestOAuthAccountPage(t *testing.T) {
 		md := s.Do("GET", "/_matrix/client/v1/auth_metadata", "", nil).Expect(t, 200, "")
 		account := s.Config.PublicBaseURL + "_aula/oauth2/account"
 		if md.String("account_management_uri") != account ||
-			fmt.Sprint(md.JSON["account_management_actions_supported"]) != "[org.matrix.devices_list org.matrix.device_view org.matrix.device_delete]" {
+			fmt.Sprint(md.JSON["account_management_actions_supported"]) != "[org.matrix.devices_list org.matrix.device_view org.matrix.device_delete org.matrix.sessions_list org.matrix.session_view org.matrix.session_end]" {
 			t.Fatalf("metadata: %s", md.Body)
 		}
 		clientID := registered(t, s, elementXMetadata())
@@ -882,10 +882,16 @@ func TestOAuthAccountPage(t *testing.T) {
 		}
 		csrf := html.UnescapeString(csrfField.FindStringSubmatch(p.body)[1])
 
-		// One session, for device_view and device_delete.
-		one := fetch(t, c, "GET", account+"?action=org.matrix.device_delete&device_id=PHONE00001", nil)
-		if one.status != 200 || !strings.Contains(one.body, "PHONE00001") || strings.Contains(one.body, laptop.String("device_id")) {
-			t.Fatalf("one session: %d %s", one.status, one.body)
+		// One session, for device_view and device_delete (and the draft's names).
+		for _, action := range []string{"org.matrix.device_delete", "org.matrix.device_view", "org.matrix.session_end", "org.matrix.session_view"} {
+			one := fetch(t, c, "GET", account+"?action="+action+"&device_id=PHONE00001", nil)
+			if one.status != 200 || !strings.Contains(one.body, "PHONE00001") || strings.Contains(one.body, laptop.String("device_id")) {
+				t.Fatalf("%s: %d %s", action, one.status, one.body)
+			}
+		}
+		// devices_list ignores device_id.
+		if all := fetch(t, c, "GET", account+"?action=org.matrix.devices_list&device_id=PHONE00001", nil); !strings.Contains(all.body, laptop.String("device_id")) {
+			t.Fatalf("devices_list with a device_id: %d %s", all.status, all.body)
 		}
 		if p := fetch(t, c, "GET", account+"?action=org.matrix.device_view&device_id="+other.String("device_id"), nil); p.status != 404 {
 			t.Fatalf("another user's session: %d %s", p.status, p.body)

@@ -30,8 +30,21 @@ const AccountCookieName = "aula_account"
 const AccountLifetime = 10 * time.Minute
 
 // AccountActions are the account management actions (spec: "Account
-// management URL actions") the page supports.
-var AccountActions = []string{"org.matrix.devices_list", "org.matrix.device_view", "org.matrix.device_delete"}
+// management URL actions") the page supports, with the names of MSC4191's
+// first draft that clients shipped (sessions_list, session_view,
+// session_end) after the spec's.
+var AccountActions = []string{"org.matrix.devices_list", "org.matrix.device_view", "org.matrix.device_delete",
+	"org.matrix.sessions_list", "org.matrix.session_view", "org.matrix.session_end"}
+
+// OneDeviceAction reports whether action shows the one session named by
+// the device_id parameter.
+func OneDeviceAction(action string) bool {
+	switch action {
+	case "org.matrix.device_view", "org.matrix.device_delete", "org.matrix.session_view", "org.matrix.session_end":
+		return true
+	}
+	return false
+}
 
 // AccountSession is a browser signed in to the account page.
 type AccountSession struct {
