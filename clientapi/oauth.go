@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aula-chat/aula/auth"
 	"github.com/aula-chat/aula/internal/mxerr"
@@ -136,21 +137,7 @@ func (a *API) oauthRegister() http.Handler {
 // oauthCookie builds the authorization cookie (empty value: delete it),
 // like the SSO session cookie.
 func (a *API) oauthCookie(value string) *http.Cookie {
-	c := &http.Cookie{
-		Name: oauth.CookieName, Value: value, Path: "/", HttpOnly: true,
-		Secure: strings.HasPrefix(a.cfg.PublicBaseURL, "https:"), SameSite: http.SameSiteLaxMode, MaxAge: 1800,
-	}
-	if value == "" {
-		c.MaxAge = -1
-	}
-	return c
-}
-
-func oauthCookieValue(r *http.Request) string {
-	if c, err := r.Cookie(oauth.CookieName); err == nil {
-		return c.Value
-	}
-	return ""
+	return a.browserCookie(oauth.CookieName, "/", value, 30*time.Minute)
 }
 
 // oauthAuthorize answers GET /_aula/oauth2/authorize: the request is
@@ -184,7 +171,7 @@ func (a *API) oauthSignedIn(w http.ResponseWriter, r *http.Request, res *auth.Ca
 		a.ssoFail(w, r, &auth.PageError{Status: http.StatusNotFound, Title: "Sign-in failed", Message: "This server does not offer the OAuth 2.0 sign-in."})
 		return
 	}
-	cookie, err := a.oauth.SignedIn(r.Context(), oauthCookieValue(r), oauth.SignIn{
+	cookie, err := a.oauth.SignedIn(r.Context(), cookieValue(r, oauth.CookieName), oauth.SignIn{
 		UserID: res.UserID, Provider: res.Provider, SessionID: res.SessionID, ContinueURL: res.RedirectURL,
 	})
 	if err != nil {
@@ -200,7 +187,7 @@ func (a *API) oauthSignedIn(w http.ResponseWriter, r *http.Request, res *auth.Ca
 func (a *API) oauthConsent() http.Handler {
 	return a.oauthEndpoint(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
-			c, err := a.oauth.ConsentPage(r.Context(), oauthCookieValue(r))
+			c, err := a.oauth.ConsentPage(r.Context(), cookieValue(r, oauth.CookieName))
 			if err != nil {
 				a.ssoFail(w, r, err)
 				return
@@ -219,7 +206,7 @@ func (a *API) oauthConsent() http.Handler {
 			a.ssoFail(w, r, &auth.PageError{Status: http.StatusBadRequest, Title: "Sign-in failed", Message: "Choose Allow or Deny."})
 			return
 		}
-		next, err := a.oauth.Decide(r.Context(), oauthCookieValue(r), r.PostForm.Get("csrf_token"), action == "allow")
+		next, err := a.oauth.Decide(r.Context(), cookieValue(r, oauth.CookieName), r.PostForm.Get("csrf_token"), action == "allow")
 		if err != nil {
 			a.ssoFail(w, r, err)
 			return
@@ -229,19 +216,10 @@ func (a *API) oauthConsent() http.Handler {
 	})
 }
 
-// renderOAuth writes an OAuth page with the headers of the SSO pages:
-// never cached or framed.
+// renderOAuth writes an OAuth page.
 func (a *API) renderOAuth(w http.ResponseWriter, status int, name string, p oauthPage) {
 	p.Server = a.cfg.ServerName
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
-	w.WriteHeader(status)
-	if err := oauthTemplates.ExecuteTemplate(w, name, p); err != nil {
-		a.log.Error("oauth: render page", "page", name, "err", err)
-	}
+	a.renderPage(w, status, oauthTemplates, name, p)
 }
 
 // oauthToken answers POST /_aula/oauth2/token.

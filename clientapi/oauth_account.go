@@ -23,19 +23,6 @@ type deviceView struct {
 	DeviceID, DisplayName, Created, LastSeen string
 }
 
-// accountCookie builds the account cookie (empty value: delete it).
-func (a *API) accountCookie(value string) *http.Cookie {
-	c := &http.Cookie{
-		Name: oauth.AccountCookieName, Value: value, Path: oauth.AccountPath, HttpOnly: true,
-		Secure: strings.HasPrefix(a.cfg.PublicBaseURL, "https:"), SameSite: http.SameSiteLaxMode,
-		MaxAge: int(oauth.AccountLifetime / time.Second),
-	}
-	if value == "" {
-		c.MaxAge = -1
-	}
-	return c
-}
-
 // accountURL is the account page's public URL with query q.
 func (a *API) accountURL(q url.Values) string {
 	u := a.cfg.PublicBaseURL + strings.TrimPrefix(oauth.AccountPath, "/")
@@ -51,11 +38,7 @@ func (a *API) accountURL(q url.Values) string {
 // cookie goes through the single sign-on first (accountSignedIn).
 func (a *API) oauthAccount() http.Handler {
 	return a.oauthEndpoint(func(w http.ResponseWriter, r *http.Request) {
-		var cookie string
-		if c, err := r.Cookie(oauth.AccountCookieName); err == nil {
-			cookie = c.Value
-		}
-		sess, err := a.oauth.Account(r.Context(), cookie)
+		sess, err := a.oauth.Account(r.Context(), cookieValue(r, oauth.AccountCookieName))
 		if oauth.IsSignInNeeded(err) {
 			if r.Method != http.MethodGet {
 				a.ssoFail(w, r, &auth.PageError{Status: http.StatusForbidden, Title: "Please sign in again",
@@ -135,7 +118,7 @@ func (a *API) accountSignedIn(w http.ResponseWriter, r *http.Request, res *auth.
 		a.ssoFail(w, r, err)
 		return
 	}
-	http.SetCookie(w, a.accountCookie(cookie))
+	http.SetCookie(w, a.browserCookie(oauth.AccountCookieName, oauth.AccountPath, cookie, oauth.AccountLifetime))
 	http.Redirect(w, r, res.RedirectURL, http.StatusFound)
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -45,18 +46,46 @@ type ssoPage struct {
 
 type ssoPickEntry struct{ Name, URL string }
 
-// renderSSO writes an SSO page. The pages are never cached or framed.
+// renderSSO writes an SSO page.
 func (a *API) renderSSO(w http.ResponseWriter, status int, name string, p ssoPage) {
 	p.Server = a.cfg.ServerName
+	a.renderPage(w, status, ssoTemplates, name, p)
+}
+
+// renderPage writes one of the browser pages (single sign-on, OAuth
+// consent and account): never cached or framed.
+func (a *API) renderPage(w http.ResponseWriter, status int, t *template.Template, name string, data any) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
 	w.WriteHeader(status)
-	if err := ssoTemplates.ExecuteTemplate(w, name, p); err != nil {
-		a.log.Error("sso: render page", "page", name, "err", err)
+	if err := t.ExecuteTemplate(w, name, data); err != nil {
+		a.log.Error("render page", "page", name, "err", err)
 	}
+}
+
+// browserCookie builds one of the browser pages' cookies: HttpOnly, Lax,
+// Secure when public_baseurl is https, living maxAge; an empty value
+// deletes it.
+func (a *API) browserCookie(name, path, value string, maxAge time.Duration) *http.Cookie {
+	c := &http.Cookie{
+		Name: name, Value: value, Path: path, HttpOnly: true,
+		Secure: strings.HasPrefix(a.cfg.PublicBaseURL, "https:"), SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge / time.Second),
+	}
+	if value == "" {
+		c.MaxAge = -1
+	}
+	return c
+}
+
+// cookieValue is the value of the request's cookie name, "" if none.
+func cookieValue(r *http.Request, name string) string {
+	if c, err := r.Cookie(name); err == nil {
+		return c.Value
+	}
+	return ""
 }
 
 // ssoFail shows err as an error page and logs it.
@@ -77,14 +106,7 @@ func (a *API) ssoFail(w http.ResponseWriter, r *http.Request, err error) {
 
 // ssoCookie builds the session cookie (empty value: delete it).
 func (a *API) ssoCookie(value string) *http.Cookie {
-	c := &http.Cookie{
-		Name: auth.SSOCookieName, Value: value, Path: "/", HttpOnly: true,
-		Secure: strings.HasPrefix(a.cfg.PublicBaseURL, "https:"), SameSite: http.SameSiteLaxMode, MaxAge: 1800,
-	}
-	if value == "" {
-		c.MaxAge = -1
-	}
-	return c
+	return a.browserCookie(auth.SSOCookieName, "/", value, 30*time.Minute)
 }
 
 // ssoRedirect answers GET /login/sso/redirect[/{idpId}]?redirectUrl=…
@@ -154,10 +176,7 @@ func (a *API) ssoCallback() http.Handler {
 			a.ssoFail(w, r, &auth.PageError{Status: http.StatusBadRequest, Title: "Sign-in failed", Message: "The sign-in answer could not be read.", Err: err})
 			return
 		}
-		var cookie string
-		if c, err := r.Cookie(auth.SSOCookieName); err == nil {
-			cookie = c.Value
-		}
+		cookie := cookieValue(r, auth.SSOCookieName)
 		// The session is used once, whatever the outcome.
 		http.SetCookie(w, a.ssoCookie(""))
 		res, err := a.sso.Callback(r.Context(), cookie, r.Form)

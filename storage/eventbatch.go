@@ -184,7 +184,6 @@ func newMessageWriter(p *pool, n int) *messageWriter {
 // write stores one message and returns once it is stored or has failed;
 // the outcome is always known, whatever happens to the caller's context.
 func (w *messageWriter) write(m *pendingMessage) error {
-	m.result = make(chan error, 1)
 	select {
 	case w.queue <- m:
 		return <-m.result
@@ -255,15 +254,18 @@ func (w *messageWriter) exec(batch []*pendingMessage) error {
 func (db *DB) persistMessage(ev *NewEvent) (int64, error) {
 	db.write.queries.Add(1)
 	tx := &Tx{p: db.write, stream: &db.stream}
-	pos, _ := nextStreamPos(context.Background(), tx, eventChange(*ev))
-	var txn *Txn
-	if ev.Txn.UserID != "" {
-		txn = &ev.Txn
-	}
-	err := db.messages.write(&pendingMessage{pos: pos, ev: ev, text: searchText(ev.Type, ev.JSON), txn: txn, now: nowMS()})
+	m := newPendingMessage(tx, ev)
+	err := db.messages.write(m)
 	db.stream.finish(tx.positions, err == nil, tx.changes)
 	if err != nil {
 		return 0, insertEventError(ev, err)
 	}
-	return pos, nil
+	return m.pos, nil
+}
+
+// newPendingMessage takes ev's stream position in tx and makes the
+// message a writer stores.
+func newPendingMessage(tx *Tx, ev *NewEvent) *pendingMessage {
+	pos, _ := nextStreamPos(context.Background(), tx, eventChange(*ev))
+	return &pendingMessage{pos: pos, ev: ev, text: searchText(ev.Type, ev.JSON), txn: ev.txn(), now: nowMS(), result: make(chan error, 1)}
 }

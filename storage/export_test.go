@@ -1,7 +1,5 @@
 package storage
 
-import "context"
-
 // StoreMessagesTogether stores events as one batch of PostgreSQL's message
 // writer (eventbatch.go), as if they had all been waiting at once, and
 // returns each one's outcome as PersistEvents would. It lets tests reach the
@@ -11,13 +9,7 @@ func (db *DB) StoreMessagesTogether(evs []NewEvent) []error {
 	tx := &Tx{p: db.write, stream: &db.stream}
 	batch := make([]*pendingMessage, len(evs))
 	for i := range evs {
-		ev := &evs[i]
-		pos, _ := nextStreamPos(context.Background(), tx, eventChange(*ev))
-		var txn *Txn
-		if ev.Txn.UserID != "" {
-			txn = &ev.Txn
-		}
-		batch[i] = &pendingMessage{pos: pos, ev: ev, text: searchText(ev.Type, ev.JSON), txn: txn, now: nowMS(), result: make(chan error, 1)}
+		batch[i] = newPendingMessage(tx, &evs[i])
 	}
 	db.messages.store(batch)
 	errs := make([]error, len(evs))

@@ -38,6 +38,14 @@ type NewEvent struct {
 	RedactedJSON []byte
 }
 
+// txn is the client transaction that sent ev, nil when none.
+func (ev *NewEvent) txn() *Txn {
+	if ev.Txn.UserID == "" {
+		return nil
+	}
+	return &ev.Txn
+}
+
 // ErrDuplicateTxn is returned by PersistEvents, which then stores nothing,
 // when an event's transaction ID was used before: the client retried, and
 // the event of the first attempt (TxnEvent) is the answer.
@@ -112,11 +120,7 @@ func (db *DB) PersistEvents(ctx context.Context, room *NewRoom, events []NewEven
 			if err != nil {
 				return err
 			}
-			var txn *Txn
-			if ev.Txn.UserID != "" {
-				txn = &ev.Txn
-			}
-			if err := db.engine.insertEvent(ctx, tx, pos, &ev, txn, now); err != nil {
+			if err := db.engine.insertEvent(ctx, tx, pos, &ev, ev.txn(), now); err != nil {
 				return insertEventError(&ev, err)
 			}
 			if ev.StateKey != nil {
