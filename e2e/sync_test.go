@@ -288,10 +288,26 @@ func (lr *loopRun) failed() bool {
 // newStateStore returns mautrix's memory state store, ready for use:
 // v0.26.0's NewMemoryStateStore leaves JoinRules nil, and the first
 // m.room.join_rules event would panic the sync loop.
-func newStateStore() *mautrix.MemoryStateStore {
+func newStateStore() *stateStore {
 	store := mautrix.NewMemoryStateStore().(*mautrix.MemoryStateStore)
 	store.JoinRules = map[id.RoomID]*event.JoinRulesEventContent{}
-	return store
+	return &stateStore{store}
+}
+
+// stateStore is mautrix's memory state store, except that SetMember keeps
+// a copy of the member content. v0.26.0 keeps the synced event's own
+// content, and a later SetMembership (which InviteUser, JoinRoomByID and
+// LeaveRoom call) writes into it while the sync loop's handlers may still
+// be reading that event: a data race in the test client, not the server.
+type stateStore struct{ *mautrix.MemoryStateStore }
+
+// SetMember stores a copy of member.
+func (s *stateStore) SetMember(ctx context.Context, roomID id.RoomID, userID id.UserID, member *event.MemberEventContent) error {
+	if member != nil {
+		c := *member
+		member = &c
+	}
+	return s.MemoryStateStore.SetMember(ctx, roomID, userID, member)
 }
 
 // passTo is an event handler that hands each event, with the time it
